@@ -1,0 +1,1 @@
+//! Codecs for timestamps and values (filled in by the codec work).
