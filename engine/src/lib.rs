@@ -5,14 +5,42 @@
 //! the configured fsync policy promises. The head seals chunks and flushes them into immutable,
 //! memory-mapped segment files; a manifest, replaced atomically, names the live files.
 //!
+//! Start reading at [`Engine`] and [`Database`]: `Database::write` is the write path,
+//! `Database::select` and `Database::read` the read path.
+//!
 //! Invariants: this crate knows nothing of HTTP, query syntax or async runtimes; input read from
 //! disk is never trusted (every decoder checks bounds and reports corruption with file and
-//! offset); `unsafe` lives in the `mmap` module alone.
+//! offset); `unsafe` lives in the `mmap` module and the directory lock alone.
 
-mod codec;
+mod bytes;
+mod catalog;
+mod chunk;
+#[doc(hidden)]
+pub mod codec;
+mod database;
+mod engine;
+mod error;
+mod fsutil;
+mod head;
+mod index_file;
+mod manifest;
+mod mmap;
 mod model;
+mod options;
+mod read;
+mod segment;
+mod wal;
+mod walrecord;
 
+pub use catalog::TagMatcher;
+pub use chunk::{ChunkStats, ColumnValues, ValueStats};
+pub use database::{Database, DatabaseStats, FlushReport, Rejection, WriteSummary};
+pub use engine::{Engine, validate_database_name};
+pub use error::{EngineError, Result, WriteError};
 pub use model::{
     FieldType, FieldValue, MAX_NAME_BYTES, MAX_STRING_BYTES, MAX_TAGS, PointBatch, PointError,
     PointRef,
 };
+pub use options::EngineOptions;
+pub use read::{ColumnInfo, Piece, ReadView, TagFilter};
+pub use wal::FsyncPolicy;

@@ -1,0 +1,121 @@
+//! File-system helpers: durable atomic replacement, directory fsync and the data-directory lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::{EngineError, Result};
+
+/// Fsyncs a directory so that renames and creations inside it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let file = File::open(dir).map_err(|e| EngineError::io(dir, e))?;
+    file.sync_all().map_err(|e| EngineError::io(dir, e))
+}
+
+/// Writes `bytes` to `path` so that after a crash the path holds either the old content or the
+/// new content, never a mix: write a temporary file, fsync it, rename it over `path`, fsync the
+/// directory.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tmp_path(path);
+    {
+        let mut file = File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
+        file.write_all(bytes).map_err(|e| EngineError::io(&tmp, e))?;
+        file.sync_all().map_err(|e| EngineError::io(&tmp, e))?;
+    }
+    fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))?;
+    sync_dir(dir)
+}
+
+/// The temporary name a file is written under before it is renamed into place. Leftovers with
+/// this suffix are removed at start.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
+
+/// Creates `dir` and its parents, and fsyncs the parent so the new directory survives a crash.
+pub(crate) fn create_dir_durable(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    if let Some(parent) = dir.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// An exclusive advisory lock on a data directory, held for the life of the engine. The lock
+/// is released by the kernel when the process exits, even by SIGKILL, so a crash never leaves
+/// a directory locked.
+pub(crate) struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
+        let path = dir.join("LOCK");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| EngineError::io(&path, e))?;
+        // flock is per open file description, so a second open in this process is refused
+        // too: that is what tests that open a directory twice expect.
+        #[expect(unsafe_code, reason = "flock(2) through libc has no safe wrapper in std")]
+        // SAFETY: the descriptor is valid for the duration of the call (`file` is alive) and
+        // flock does not touch memory.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let holder = fs::read_to_string(&path)
+                    .ok()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "unknown process".to_string());
+                return Err(EngineError::Locked { path: dir.to_path_buf(), holder });
+            }
+            return Err(EngineError::io(&path, err));
+        }
+        file.set_len(0).map_err(|e| EngineError::io(&path, e))?;
+        let _ = writeln!(file, "pid {}", std::process::id());
+        Ok(DirLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_on_the_same_directory_is_refused_with_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DirLock::acquire(dir.path()).unwrap();
+        let err = DirLock::acquire(dir.path()).err().unwrap();
+        match err {
+            EngineError::Locked { holder, .. } => {
+                assert_eq!(holder, format!("pid {}", std::process::id()))
+            }
+            other => panic!("expected Locked, got {other}"),
+        }
+        drop(first);
+        DirLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn write_atomic_replaces_content_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("MANIFEST");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert!(!tmp_path(&path).exists());
+    }
+}

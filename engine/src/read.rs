@@ -1,0 +1,282 @@
+//! The read API: columns selected from the catalog, and a consistent view of their chunks.
+//!
+//! A [`ReadView`] is captured atomically for a set of columns and a time range: it holds the
+//! segments, the chunks being flushed and copies of the head's chunks as they were at one
+//! instant, so a query sees every write acknowledged before it started and none torn.
+//!
+//! [`ReadView::pieces`] turns a column's chunks into time-ordered, non-overlapping [`Piece`]s. A
+//! chunk that overlaps no other is a piece of its own whose statistics can answer an aggregate
+//! without decoding; chunks that overlap (out-of-order writes, or data not yet compacted) are
+//! decoded and merged into one piece, the newest write winning on equal timestamps.
+
+use std::sync::Arc;
+
+use regex::Regex;
+use roaring::RoaringBitmap;
+
+use crate::chunk::{ChunkHeader, ChunkStats, ColumnValues, StatsBuilder, decode_chunk};
+use crate::catalog::{Catalog, TagMatcher};
+use crate::error::{EngineError, Result};
+use crate::head::EncodedChunk;
+use crate::model::FieldType;
+use crate::segment::Segment;
+
+/// A boolean combination of tag matchers, evaluated on the postings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum TagFilter {
+    /// Every series of the measurement.
+    All,
+    Match(TagMatcher),
+    And(Vec<TagFilter>),
+    Or(Vec<TagFilter>),
+    Not(Box<TagFilter>),
+}
+
+impl TagFilter {
+    pub fn equal(key: impl Into<String>, value: impl Into<String>) -> TagFilter {
+        TagFilter::Match(TagMatcher::Equal { key: key.into(), value: value.into() })
+    }
+
+    pub fn not_equal(key: impl Into<String>, value: impl Into<String>) -> TagFilter {
+        TagFilter::Match(TagMatcher::NotEqual { key: key.into(), value: value.into() })
+    }
+
+    pub fn regex(key: impl Into<String>, regex: Regex) -> TagFilter {
+        TagFilter::Match(TagMatcher::Regex { key: key.into(), regex })
+    }
+
+    pub fn not_regex(key: impl Into<String>, regex: Regex) -> TagFilter {
+        TagFilter::Match(TagMatcher::NotRegex { key: key.into(), regex })
+    }
+
+    pub(crate) fn evaluate(&self, catalog: &Catalog, measurement: &str) -> RoaringBitmap {
+        let all = || {
+            catalog.measurements.get(measurement).map(|m| m.columns.clone()).unwrap_or_default()
+        };
+        match self {
+            TagFilter::All => all(),
+            TagFilter::Match(m) => catalog.match_tag(measurement, m),
+            TagFilter::And(parts) => {
+                let mut out = all();
+                for p in parts {
+                    if out.is_empty() {
+                        break;
+                    }
+                    out &= p.evaluate(catalog, measurement);
+                }
+                out
+            }
+            TagFilter::Or(parts) => {
+                let mut out = RoaringBitmap::new();
+                for p in parts {
+                    out |= p.evaluate(catalog, measurement);
+                }
+                out
+            }
+            TagFilter::Not(inner) => all() - inner.evaluate(catalog, measurement),
+        }
+    }
+}
+
+/// A column chosen for reading, with what identifies it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnInfo {
+    pub id: u32,
+    pub measurement: String,
+    /// Sorted by key.
+    pub tags: Vec<(String, String)>,
+    pub field: String,
+    pub field_type: FieldType,
+}
+
+impl ColumnInfo {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.tags[i].1.as_str())
+    }
+}
+
+/// Where a chunk's bytes live.
+#[derive(Clone)]
+pub(crate) enum ChunkSource {
+    Memory(Arc<EncodedChunk>),
+    Mapped { segment: Arc<Segment>, offset: u64, header: ChunkHeader },
+}
+
+impl ChunkSource {
+    pub(crate) fn header(&self) -> &ChunkHeader {
+        match self {
+            ChunkSource::Memory(c) => &c.header,
+            ChunkSource::Mapped { header, .. } => header,
+        }
+    }
+
+    fn decode(&self, ts: &mut Vec<i64>, values: &mut ColumnValues) -> Result<()> {
+        match self {
+            ChunkSource::Memory(chunk) => decode_chunk(&chunk.bytes, ts, values)
+                .map(|_| ())
+                .map_err(|e| {
+                    EngineError::corrupt("<head>", e.offset as u64, format!("BUG: head chunk does not decode: {}", e.reason))
+                }),
+            ChunkSource::Mapped { segment, offset, header } => {
+                let start = *offset as usize;
+                let end = start + header.chunk_len as usize;
+                let bytes = segment.bytes().get(start..end).ok_or_else(|| {
+                    EngineError::corrupt(&segment.path, *offset, "chunk lies outside the file")
+                })?;
+                decode_chunk(bytes, ts, values).map(|_| ()).map_err(|e| {
+                    EngineError::corrupt(&segment.path, offset + e.offset as u64, e.reason)
+                })
+            }
+        }
+    }
+}
+
+/// A time-ordered run of a column's points, not overlapping any other piece of that column.
+pub struct Piece {
+    stats: ChunkStats,
+    data: PieceData,
+}
+
+enum PieceData {
+    Chunk(ChunkSource),
+    Merged { ts: Vec<i64>, values: ColumnValues },
+}
+
+impl Piece {
+    /// Count, time range and value statistics, exact for the piece's points.
+    pub fn stats(&self) -> &ChunkStats {
+        &self.stats
+    }
+
+    /// Whether every point lies in `[min_time, max_time]`.
+    pub fn within(&self, min_time: i64, max_time: i64) -> bool {
+        self.stats.min_time >= min_time && self.stats.max_time <= max_time
+    }
+
+    /// Whether the piece is one stored chunk (decoding costs work) rather than already-decoded
+    /// merged points.
+    pub fn is_stored_chunk(&self) -> bool {
+        matches!(self.data, PieceData::Chunk(_))
+    }
+
+    /// Decodes the piece's points into the buffers, which are cleared first.
+    pub fn decode_into(&self, ts: &mut Vec<i64>, values: &mut ColumnValues) -> Result<()> {
+        match &self.data {
+            PieceData::Chunk(source) => source.decode(ts, values),
+            PieceData::Merged { ts: t, values: v } => {
+                ts.clear();
+                ts.extend_from_slice(t);
+                *values = v.clone();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A consistent view of some columns' chunks over a time range.
+pub struct ReadView {
+    pub(crate) min_time: i64,
+    pub(crate) max_time: i64,
+    /// Column id -> its chunks in recency order (oldest source first).
+    pub(crate) columns: Vec<(u32, Vec<ChunkSource>)>,
+}
+
+impl ReadView {
+    pub fn min_time(&self) -> i64 {
+        self.min_time
+    }
+
+    pub fn max_time(&self) -> i64 {
+        self.max_time
+    }
+
+    /// Number of stored chunks the view holds for a column.
+    pub fn chunk_count(&self, column: u32) -> usize {
+        self.sources(column).len()
+    }
+
+    fn sources(&self, column: u32) -> &[ChunkSource] {
+        match self.columns.binary_search_by_key(&column, |(c, _)| *c) {
+            Ok(i) => &self.columns[i].1,
+            Err(_) => &[],
+        }
+    }
+
+    /// The column's data as time-ordered, non-overlapping pieces. Overlapping chunks are
+    /// decoded and merged here (newest write wins), so a corrupt chunk is reported here too.
+    pub fn pieces(&self, column: u32) -> Result<Vec<Piece>> {
+        let sources = self.sources(column);
+        // Sort by start time, remembering each chunk's recency rank.
+        let mut order: Vec<usize> = (0..sources.len()).collect();
+        order.sort_by_key(|&i| (sources[i].header().stats.min_time, i));
+        let mut pieces = Vec::new();
+        let mut group: Vec<usize> = Vec::new();
+        let mut group_end = i64::MIN;
+        for i in order {
+            let stats = sources[i].header().stats;
+            if !group.is_empty() && stats.min_time > group_end {
+                pieces.push(self.make_piece(sources, &group)?);
+                group.clear();
+            }
+            group_end = if group.is_empty() { stats.max_time } else { group_end.max(stats.max_time) };
+            group.push(i);
+        }
+        if !group.is_empty() {
+            pieces.push(self.make_piece(sources, &group)?);
+        }
+        Ok(pieces)
+    }
+
+    fn make_piece(&self, sources: &[ChunkSource], group: &[usize]) -> Result<Piece> {
+        if let [only] = group {
+            let source = &sources[*only];
+            return Ok(Piece { stats: source.header().stats, data: PieceData::Chunk(source.clone()) });
+        }
+        // Decode every chunk; order points by (time, recency) and keep the newest per time.
+        let field_type = sources[group[0]].header().value_type;
+        let mut decoded: Vec<(Vec<i64>, ColumnValues)> = Vec::with_capacity(group.len());
+        let mut ranked = group.to_vec();
+        ranked.sort_unstable();
+        for &i in &ranked {
+            let mut ts = Vec::new();
+            let mut values = ColumnValues::new(field_type);
+            sources[i].decode(&mut ts, &mut values)?;
+            if values.field_type() != field_type {
+                return Err(EngineError::corrupt(
+                    "<read>",
+                    0,
+                    format!("chunks of one column disagree on its type ({} and {})", field_type, values.field_type()),
+                ));
+            }
+            decoded.push((ts, values));
+        }
+        let mut index: Vec<(i64, usize, usize)> = Vec::new();
+        for (rank, (ts, _)) in decoded.iter().enumerate() {
+            index.extend(ts.iter().enumerate().map(|(j, &t)| (t, rank, j)));
+        }
+        index.sort_unstable();
+        let mut ts_out = Vec::with_capacity(index.len());
+        let mut values_out = ColumnValues::new(field_type);
+        let mut k = 0;
+        while k < index.len() {
+            let t = index[k].0;
+            let mut newest = k;
+            while k + 1 < index.len() && index[k + 1].0 == t {
+                k += 1;
+                newest = k;
+            }
+            let (_, rank, j) = index[newest];
+            ts_out.push(t);
+            values_out.push_from(&decoded[rank].1, j);
+            k += 1;
+        }
+        let Some(stats) = StatsBuilder::from_points(&ts_out, &values_out) else {
+            return Err(EngineError::corrupt("<read>", 0, "BUG: merged piece has no points"));
+        };
+        Ok(Piece { stats, data: PieceData::Merged { ts: ts_out, values: values_out } })
+    }
+}
