@@ -135,8 +135,12 @@ impl ColumnValues {
         })
     }
 
-    /// Appends a value of the same type; a value of another type is a bug in the caller.
-    pub(crate) fn push(&mut self, value: &FieldValue<'_>) {
+    /// Appends a value of the buffer's type.
+    ///
+    /// # Panics
+    /// When the value has another type: that is a bug in the caller, which knows the column's
+    /// type from the catalog.
+    pub fn push(&mut self, value: &FieldValue<'_>) {
         match (self, value) {
             (ColumnValues::Float(v), FieldValue::Float(x)) => v.push(*x),
             (ColumnValues::Integer(v), FieldValue::Integer(x)) => v.push(*x),
@@ -151,8 +155,11 @@ impl ColumnValues {
         }
     }
 
-    /// Appends `other[index]`; both buffers have the same type.
-    pub(crate) fn push_from(&mut self, other: &ColumnValues, index: usize) {
+    /// Appends `other[index]`.
+    ///
+    /// # Panics
+    /// When the buffers hold different types or `index` is out of bounds (bugs in the caller).
+    pub fn push_from(&mut self, other: &ColumnValues, index: usize) {
         match (self, other) {
             (ColumnValues::Float(a), ColumnValues::Float(b)) => a.push(b[index]),
             (ColumnValues::Integer(a), ColumnValues::Integer(b)) => a.push(b[index]),
