@@ -1,0 +1,357 @@
+//! Administration and discovery: CREATE/DROP DATABASE and the SHOW statements, answered from
+//! the catalog without reading data. Result shapes follow InfluxDB 1.x, which Grafana and the
+//! `influx` CLI parse.
+
+use std::sync::Arc;
+
+use tally_engine::{Database, Engine, TagFilter};
+
+use super::condition::{self, Schema, compile_regex};
+use super::error::{QueryError, QueryResult, invalid};
+use super::result::ResultSeries;
+use super::value::Value;
+use super::ExecContext;
+use crate::ast::{
+    CardinalityKind, Ident, MeasurementName, MeasurementRef, Statement, TagKeyMatch,
+};
+
+pub(crate) fn execute(
+    engine: &Engine,
+    default_db: Option<&str>,
+    statement: &Statement,
+    ctx: &ExecContext,
+) -> QueryResult<Vec<ResultSeries>> {
+    let _ = ctx;
+    match statement {
+        Statement::CreateDatabase(s) => {
+            if s.retention.is_some() {
+                return Err(QueryError::Unsupported(
+                    "CREATE DATABASE ... WITH (retention is configured per database in the [retention] settings)".into(),
+                ));
+            }
+            engine.create_database(&s.name.name)?;
+            Ok(Vec::new())
+        }
+        Statement::DropDatabase(s) => {
+            match engine.drop_database(&s.name.name) {
+                // As in InfluxDB, dropping a database that does not exist is not an error.
+                Ok(()) | Err(tally_engine::EngineError::DatabaseNotFound { .. }) => Ok(Vec::new()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Statement::ShowDatabases { .. } => Ok(vec![ResultSeries {
+            name: "databases".into(),
+            columns: vec!["name".into()],
+            values: engine.database_names().into_iter().map(|n| vec![Value::String(n)]).collect(),
+            ..ResultSeries::default()
+        }]),
+        Statement::ShowRetentionPolicies(s) => {
+            let db = database(engine, s.database.as_ref(), default_db)?;
+            let _ = db;
+            // Tally keeps one retention setting per database; report it in the shape clients
+            // expect, as InfluxDB's default policy.
+            Ok(vec![ResultSeries {
+                columns: ["name", "duration", "shardGroupDuration", "replicaN", "default"].map(String::from).to_vec(),
+                values: vec![vec![
+                    Value::String("autogen".into()),
+                    Value::String("0s".into()),
+                    Value::String("24h0m0s".into()),
+                    Value::Integer(1),
+                    Value::Boolean(true),
+                ]],
+                ..ResultSeries::default()
+            }])
+        }
+        Statement::ShowMeasurements(s) => {
+            let db = database(engine, s.database.as_ref(), default_db)?;
+            let mut names = db.measurements();
+            match &s.measurement {
+                Some(MeasurementName::Name(n)) => names.retain(|m| *m == n.name),
+                Some(MeasurementName::Regex(r)) => {
+                    let re = compile_regex(&r.pattern)?;
+                    names.retain(|m| re.is_match(m));
+                }
+                None => {}
+            }
+            if s.condition.is_some() {
+                let mut kept = Vec::new();
+                for m in names {
+                    let filter = condition::tag_only_filter(s.condition.as_ref(), &CatalogSchema::new(&db, &m))?;
+                    if !db.series(&m, &filter).is_empty() {
+                        kept.push(m);
+                    }
+                }
+                names = kept;
+            }
+            let names = page(names, s.limit, s.offset);
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(vec![ResultSeries {
+                name: "measurements".into(),
+                columns: vec!["name".into()],
+                values: names.into_iter().map(|n| vec![Value::String(n)]).collect(),
+                ..ResultSeries::default()
+            }])
+        }
+        Statement::ShowTagKeys(s) => {
+            let db = database(engine, s.database.as_ref(), default_db)?;
+            let mut out = Vec::new();
+            for m in measurements(&db, &s.sources)? {
+                let schema = CatalogSchema::new(&db, &m);
+                let filter = condition::tag_only_filter(s.condition.as_ref(), &schema)?;
+                let mut keys = db.tag_keys(&m);
+                if !matches!(filter, TagFilter::All) {
+                    keys.retain(|k| !db.tag_values(&m, k, &filter).is_empty());
+                }
+                let keys = page(keys, s.limit, s.offset);
+                if !keys.is_empty() {
+                    out.push(ResultSeries {
+                        name: m,
+                        columns: vec!["tagKey".into()],
+                        values: keys.into_iter().map(|k| vec![Value::String(k)]).collect(),
+                        ..ResultSeries::default()
+                    });
+                }
+            }
+            Ok(out)
+        }
+        Statement::ShowTagValues(s) => {
+            let db = database(engine, s.database.as_ref(), default_db)?;
+            let mut out = Vec::new();
+            for m in measurements(&db, &s.sources)? {
+                let schema = CatalogSchema::new(&db, &m);
+                let filter = condition::tag_only_filter(s.condition.as_ref(), &schema)?;
+                let keys = matching_keys(db.tag_keys(&m), &s.key)?;
+                let mut rows = Vec::new();
+                for k in keys {
+                    for v in db.tag_values(&m, &k, &filter) {
+                        rows.push(vec![Value::String(k.clone()), Value::String(v)]);
+                    }
+                }
+                let rows = page(rows, s.limit, s.offset);
+                if !rows.is_empty() {
+                    out.push(ResultSeries {
+                        name: m,
+                        columns: vec!["key".into(), "value".into()],
+                        values: rows,
+                        ..ResultSeries::default()
+                    });
+                }
+            }
+            Ok(out)
+        }
+        Statement::ShowFieldKeys(s) => {
+            let db = database(engine, s.database.as_ref(), default_db)?;
+            let mut out = Vec::new();
+            for m in measurements(&db, &s.sources)? {
+                let keys = page(db.field_keys(&m), s.limit, s.offset);
+                if !keys.is_empty() {
+                    out.push(ResultSeries {
+                        name: m,
+                        columns: vec!["fieldKey".into(), "fieldType".into()],
+                        values: keys
+                            .into_iter()
+                            .map(|(k, t)| vec![Value::String(k), Value::String(t.name().into())])
+                            .collect(),
+                        ..ResultSeries::default()
+                    });
+                }
+            }
+            Ok(out)
+        }
+        Statement::ShowSeries(s) => {
+            let db = database(engine, s.database.as_ref(), default_db)?;
+            let mut keys = Vec::new();
+            for m in measurements(&db, &s.sources)? {
+                let schema = CatalogSchema::new(&db, &m);
+                let filter = condition::tag_only_filter(s.condition.as_ref(), &schema)?;
+                for (name, tags) in db.series(&m, &filter) {
+                    keys.push(series_key(&name, &tags));
+                }
+            }
+            let keys = page(keys, s.limit, s.offset);
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(vec![ResultSeries {
+                columns: vec!["key".into()],
+                values: keys.into_iter().map(|k| vec![Value::String(k)]).collect(),
+                ..ResultSeries::default()
+            }])
+        }
+        Statement::ShowCardinality(s) => {
+            let db = database(engine, s.database.as_ref(), default_db)?;
+            let ms = measurements(&db, &s.sources)?;
+            let count = |m: &str| -> QueryResult<u64> {
+                let schema = CatalogSchema::new(&db, m);
+                let filter = condition::tag_only_filter(s.condition.as_ref(), &schema)?;
+                Ok(match s.kind {
+                    CardinalityKind::Series => db.series(m, &filter).len() as u64,
+                    CardinalityKind::Measurement => u64::from(!db.series(m, &filter).is_empty()),
+                    CardinalityKind::TagKey => db.tag_keys(m).len() as u64,
+                    CardinalityKind::FieldKey => db.field_keys(m).len() as u64,
+                    CardinalityKind::TagValues => {
+                        let keys = match &s.key {
+                            Some(k) => matching_keys(db.tag_keys(m), k)?,
+                            None => db.tag_keys(m),
+                        };
+                        keys.iter().map(|k| db.tag_values(m, k, &filter).len() as u64).sum()
+                    }
+                })
+            };
+            // Counts are exact (the catalog is in memory), so EXACT changes nothing.
+            if matches!(s.kind, CardinalityKind::Series | CardinalityKind::Measurement) {
+                let mut total = 0u64;
+                for m in &ms {
+                    total += count(m)?;
+                }
+                return Ok(vec![ResultSeries {
+                    columns: vec!["count".into()],
+                    values: vec![vec![Value::Integer(total as i64)]],
+                    ..ResultSeries::default()
+                }]);
+            }
+            let mut out = Vec::new();
+            for m in ms {
+                let n = count(&m)?;
+                out.push(ResultSeries {
+                    name: m,
+                    columns: vec!["count".into()],
+                    values: vec![vec![Value::Integer(n as i64)]],
+                    ..ResultSeries::default()
+                });
+            }
+            Ok(out)
+        }
+        Statement::ShowDiagnostics { .. } | Statement::ShowStats { .. } => {
+            let mut values = Vec::new();
+            for name in engine.database_names() {
+                if let Some(db) = engine.database(&name) {
+                    let s = db.stats();
+                    values.push(vec![
+                        Value::String(name),
+                        Value::Integer(s.series as i64),
+                        Value::Integer(s.columns as i64),
+                        Value::Integer(s.points_written as i64),
+                        Value::Integer(s.head_bytes as i64),
+                        Value::Integer(s.segments as i64),
+                        Value::Integer(s.segment_bytes as i64),
+                    ]);
+                }
+            }
+            Ok(vec![ResultSeries {
+                name: "databases".into(),
+                columns: ["database", "series", "columns", "pointsWritten", "headBytes", "segments", "segmentBytes"]
+                    .map(String::from)
+                    .to_vec(),
+                values,
+                ..ResultSeries::default()
+            }])
+        }
+        Statement::ShowRules { .. } | Statement::ShowAlerts { .. } => {
+            Err(QueryError::Unsupported("SHOW RULES and SHOW ALERTS (alert rules)".into()))
+        }
+        Statement::ShowCompactions { .. } => Err(QueryError::Unsupported("SHOW COMPACTIONS".into())),
+        Statement::CreateRetentionPolicy(_)
+        | Statement::AlterRetentionPolicy(_)
+        | Statement::DropRetentionPolicy(_) => Err(QueryError::Unsupported(
+            "retention policy statements (set retention per database in the configuration)".into(),
+        )),
+        Statement::DropMeasurement(_) | Statement::DropSeries(_) | Statement::Delete(_) => {
+            Err(QueryError::Unsupported("deleting data (DROP MEASUREMENT, DROP SERIES, DELETE)".into()))
+        }
+        other => Err(invalid(format!("`{other}` cannot run here"))),
+    }
+}
+
+fn database(engine: &Engine, on: Option<&Ident>, default_db: Option<&str>) -> QueryResult<Arc<Database>> {
+    let name = on.map(|i| i.name.as_str()).or(default_db).ok_or(QueryError::DatabaseRequired)?;
+    engine.database(name).ok_or_else(|| QueryError::DatabaseNotFound(name.to_string()))
+}
+
+/// The measurements a FROM clause names (all of them without FROM).
+fn measurements(db: &Database, sources: &[MeasurementRef]) -> QueryResult<Vec<String>> {
+    let all = db.measurements();
+    if sources.is_empty() {
+        return Ok(all);
+    }
+    let mut out = Vec::new();
+    for source in sources {
+        match &source.name {
+            MeasurementName::Name(n) => {
+                if all.contains(&n.name) {
+                    out.push(n.name.clone());
+                }
+            }
+            MeasurementName::Regex(r) => {
+                let re = compile_regex(&r.pattern)?;
+                out.extend(all.iter().filter(|m| re.is_match(m)).cloned());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn matching_keys(keys: Vec<String>, key: &TagKeyMatch) -> QueryResult<Vec<String>> {
+    Ok(match key {
+        TagKeyMatch::Equal(k) => keys.into_iter().filter(|x| *x == k.name).collect(),
+        TagKeyMatch::NotEqual(k) => keys.into_iter().filter(|x| *x != k.name).collect(),
+        TagKeyMatch::Regex(r) => {
+            let re = compile_regex(&r.pattern)?;
+            keys.into_iter().filter(|x| re.is_match(x)).collect()
+        }
+        TagKeyMatch::NotRegex(r) => {
+            let re = compile_regex(&r.pattern)?;
+            keys.into_iter().filter(|x| !re.is_match(x)).collect()
+        }
+        TagKeyMatch::In(list) => keys.into_iter().filter(|x| list.iter().any(|k| k.name == *x)).collect(),
+    })
+}
+
+fn page<T>(items: Vec<T>, limit: Option<u64>, offset: Option<u64>) -> Vec<T> {
+    let offset = offset.unwrap_or(0) as usize;
+    let limit = limit.map_or(usize::MAX, |l| l as usize);
+    items.into_iter().skip(offset).take(limit).collect()
+}
+
+/// A series key as InfluxDB prints it: `cpu,host=a,region=x` with line protocol escaping.
+pub(crate) fn series_key(measurement: &str, tags: &[(String, String)]) -> String {
+    let mut out = String::new();
+    escape_into(&mut out, measurement, &[',', ' ']);
+    for (k, v) in tags {
+        out.push(',');
+        escape_into(&mut out, k, &[',', '=', ' ']);
+        out.push('=');
+        escape_into(&mut out, v, &[',', '=', ' ']);
+    }
+    out
+}
+
+fn escape_into(out: &mut String, text: &str, special: &[char]) {
+    for c in text.chars() {
+        if special.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+/// Tells fields from tags using the catalog of one measurement.
+pub(crate) struct CatalogSchema {
+    fields: Vec<String>,
+}
+
+impl CatalogSchema {
+    pub(crate) fn new(db: &Database, measurement: &str) -> CatalogSchema {
+        CatalogSchema { fields: db.field_keys(measurement).into_iter().map(|(k, _)| k).collect() }
+    }
+}
+
+impl Schema for CatalogSchema {
+    fn is_field(&self, name: &str) -> bool {
+        self.fields.iter().any(|f| f == name)
+    }
+}
