@@ -109,21 +109,6 @@ impl ColumnValues {
         }
     }
 
-    /// Keeps the values at indexes in `range`.
-    pub(crate) fn retain_range(&mut self, start: usize, end: usize) {
-        fn keep<T>(v: &mut Vec<T>, start: usize, end: usize) {
-            v.truncate(end);
-            v.drain(..start);
-        }
-        match self {
-            ColumnValues::Float(v) => keep(v, start, end),
-            ColumnValues::Integer(v) => keep(v, start, end),
-            ColumnValues::Unsigned(v) => keep(v, start, end),
-            ColumnValues::Boolean(v) => keep(v, start, end),
-            ColumnValues::String(v) => keep(v, start, end),
-        }
-    }
-
     /// The value at `index` as a borrowed field value.
     pub fn get(&self, index: usize) -> Option<FieldValue<'_>> {
         Some(match self {
@@ -181,17 +166,6 @@ impl ColumnValues {
             ColumnValues::Unsigned(v) => Values::Unsigned(v),
             ColumnValues::Boolean(v) => Values::Boolean(v),
             ColumnValues::String(v) => Values::String(v),
-        }
-    }
-
-    /// Approximate heap bytes, for memory accounting.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        match self {
-            ColumnValues::Float(v) => v.capacity() * 8,
-            ColumnValues::Integer(v) => v.capacity() * 8,
-            ColumnValues::Unsigned(v) => v.capacity() * 8,
-            ColumnValues::Boolean(v) => v.capacity(),
-            ColumnValues::String(v) => v.iter().map(|s| s.capacity() + 24).sum(),
         }
     }
 }

@@ -25,12 +25,15 @@ use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::model::{FieldType, FieldValue, PointBatch};
 use crate::options::EngineOptions;
 use crate::read::{ChunkSource, ColumnInfo, ReadView, TagFilter};
-use crate::segment::{self, ColumnChunks, Segment, SegmentMeta};
+use crate::segment::{self, ColumnChunks, Segment};
 use crate::wal::{self, Wal};
 use crate::walrecord::{
     self, Definitions, KIND_CHECKPOINT, KIND_DEFINITIONS, KIND_POINTS, PointsEncoder,
 };
 use crate::fsutil;
+
+/// A column id and its encoded chunks, in time order.
+type ColumnChunkBytes = (u32, Vec<Vec<u8>>);
 
 /// Rewrite all index files as one once there are this many.
 const MAX_INDEX_FILES: usize = 8;
@@ -473,7 +476,7 @@ impl Database {
         let mut manifest = self.manifest.lock().clone();
         // Group the frozen chunks by block: block start -> (column -> encoded chunks).
         let block = self.options.block_duration_ns();
-        let mut blocks: BTreeMap<i64, Vec<(u32, Vec<Vec<u8>>)>> = BTreeMap::new();
+        let mut blocks: BTreeMap<i64, Vec<ColumnChunkBytes>> = BTreeMap::new();
         let head_options = head_options(&self.options);
         for (column, chunks) in &frozen.columns {
             for chunk in segment_chunks(chunks, &head_options)? {
@@ -553,11 +556,10 @@ impl Database {
         }
         if let Ok(files) = wal::list_files(&wal_dir(&self.dir)) {
             for (seq, path) in files {
-                if seq < manifest.wal_start_seq {
-                    if let Err(e) = std::fs::remove_file(&path) {
+                if seq < manifest.wal_start_seq
+                    && let Err(e) = std::fs::remove_file(&path) {
                         tracing::warn!(file = %path.display(), error = %e, "could not remove an old WAL file");
                     }
-                }
             }
         }
         Ok(report)
@@ -823,7 +825,7 @@ fn segment_chunks(chunks: &[Arc<EncodedChunk>], options: &HeadOptions) -> Result
 }
 
 /// Applies one replayed WAL record to the catalog and head.
-fn apply_record(
+pub(crate) fn apply_record(
     catalog: &mut Catalog,
     head: &mut Head,
     payload: &[u8],

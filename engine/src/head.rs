@@ -125,15 +125,6 @@ impl ValueAppender {
             ValueAppender::String(a) => a.encoding(),
         }
     }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            ValueAppender::Float(a) => a.heap_bytes(),
-            ValueAppender::Integer(a) | ValueAppender::Unsigned(a) => a.heap_bytes(),
-            ValueAppender::Boolean(a) => a.heap_bytes(),
-            ValueAppender::String(a) => a.heap_bytes(),
-        }
-    }
 }
 
 struct OpenChunk {
@@ -167,10 +158,6 @@ impl OpenChunk {
 
     fn last_time(&self) -> Option<i64> {
         self.ts.last()
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.ts.heap_bytes() + self.values.heap_bytes()
     }
 
     /// The chunk as it stands, encoded with the appenders' streams.

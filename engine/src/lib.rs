@@ -21,6 +21,8 @@ mod database;
 mod engine;
 mod error;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 mod head;
 mod index_file;
 mod manifest;

@@ -185,10 +185,6 @@ impl Manifest {
     pub(crate) fn store(&self, dir: &Path) -> Result<()> {
         fsutil::write_atomic(&dir.join(MANIFEST_FILE), &self.encode())
     }
-
-    pub(crate) fn option(&self, key: &str) -> Option<&str> {
-        self.options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
 }
 
 /// A file name from the manifest: plain (no separators), with the expected suffix, so a

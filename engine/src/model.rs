@@ -125,6 +125,8 @@ pub enum PointError {
     NameTooLong { len: usize, limit: usize },
     #[error("string field {key:?} of {len} bytes is longer than the limit of {limit} bytes")]
     StringTooLong { key: String, len: usize, limit: usize },
+    #[error("\"time\" cannot be used as a {what}: it names the timestamp in queries")]
+    ReservedName { what: &'static str },
     #[error("{count} tags exceed the limit of {limit} tags per point")]
     TooManyTags { count: usize, limit: usize },
 }
@@ -263,6 +265,9 @@ impl<'a> PointBatch<'a> {
             if value.is_empty() {
                 return Err(PointError::EmptyTagValue { key: key.to_string() });
             }
+            if key == "time" {
+                return Err(PointError::ReservedName { what: "tag key" });
+            }
             check_name_len(key)?;
             check_name_len(value)?;
             if i > 0 && tags[i - 1].0 == *key {
@@ -287,10 +292,20 @@ impl<'a> PointBatch<'a> {
                     limit: MAX_STRING_BYTES,
                 });
             }
+            if key == "time" {
+                return Err(PointError::ReservedName { what: "field key" });
+            }
             // Points rarely have more than a handful of fields, so a quadratic check is
-            // cheaper than sorting or hashing.
-            if fields[..i].iter().any(|(k, _)| k == key) {
+            // cheaper than sorting or hashing; wide points are checked after a sort below.
+            if fields.len() <= 32 && fields[..i].iter().any(|(k, _)| k == key) {
                 return Err(PointError::DuplicateFieldKey { key: key.to_string() });
+            }
+        }
+        if fields.len() > 32 {
+            let mut keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_ref()).collect();
+            keys.sort_unstable();
+            if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+                return Err(PointError::DuplicateFieldKey { key: w[0].to_string() });
             }
         }
         Ok(())

@@ -199,6 +199,15 @@ impl ReadView {
         self.sources(column).len()
     }
 
+    /// The earliest and latest timestamps of a column's chunks in the view, from chunk headers
+    /// (no decoding); chunks may extend past the view's range.
+    pub fn time_bounds(&self, column: u32) -> Option<(i64, i64)> {
+        let sources = self.sources(column);
+        let min = sources.iter().map(|s| s.header().stats.min_time).min()?;
+        let max = sources.iter().map(|s| s.header().stats.max_time).max()?;
+        Some((min, max))
+    }
+
     fn sources(&self, column: u32) -> &[ChunkSource] {
         match self.columns.binary_search_by_key(&column, |(c, _)| *c) {
             Ok(i) => &self.columns[i].1,

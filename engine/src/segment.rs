@@ -274,10 +274,6 @@ impl Segment {
         None
     }
 
-    pub(crate) fn n_columns(&self) -> usize {
-        self.n_columns
-    }
-
     pub(crate) fn entry_at(&self, index: usize) -> Option<ColumnEntry> {
         (index < self.n_columns).then(|| self.entry(index))
     }

@@ -202,10 +202,6 @@ impl Wal {
         WalGuard { state: self.writer.lock(), wal: self }
     }
 
-    pub(crate) fn policy(&self) -> FsyncPolicy {
-        self.policy
-    }
-
     /// Waits until everything up to `lsn` is as durable as the policy promises.
     pub(crate) fn wait_durable(&self, lsn: u64) -> Result<()> {
         if self.policy != FsyncPolicy::Always {
@@ -256,10 +252,6 @@ impl Wal {
         let mut sync = self.sync.lock();
         sync.synced_lsn = sync.synced_lsn.max(target);
         Ok(())
-    }
-
-    pub(crate) fn current_seq(&self) -> u64 {
-        self.writer.lock().seq
     }
 
     /// Bytes appended since open (all files).
@@ -363,10 +355,6 @@ impl WalGuard<'_> {
         }
         Ok(next)
     }
-
-    pub(crate) fn seq(&self) -> u64 {
-        self.state.seq
-    }
 }
 
 /// One record met during replay.
@@ -419,7 +407,7 @@ pub(crate) fn replay(
     Ok(report)
 }
 
-fn replay_file(
+pub(crate) fn replay_file(
     path: &Path,
     data: &[u8],
     skip_corrupt: bool,

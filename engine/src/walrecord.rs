@@ -108,10 +108,6 @@ impl PointsEncoder {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.buf.len()
-    }
-
     pub(crate) fn finish(self) -> Vec<u8> {
         self.buf
     }

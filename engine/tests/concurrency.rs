@@ -75,10 +75,24 @@ fn concurrent_writers_and_readers_see_whole_batches_and_totals_add_up() {
             })
         })
         .collect();
+    // Flushes run while the writers write, both kinds, so reads cross every state.
+    let flusher = {
+        let db = db.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut everything = false;
+            while !done.load(Ordering::Relaxed) {
+                db.flush(everything).unwrap();
+                everything = !everything;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
     for w in writers {
         w.join().unwrap();
     }
     done.store(true, Ordering::Relaxed);
+    flusher.join().unwrap();
     for r in readers {
         assert!(r.join().unwrap() > 0);
     }

@@ -60,7 +60,7 @@ fn crash_child() {
         db.write(&batch_for(id)).unwrap();
         println!("ack {id}");
         id += 1;
-        if id % 7 == 0 {
+        if id.is_multiple_of(7) {
             engine.nudge();
         }
     }

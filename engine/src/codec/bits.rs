@@ -42,8 +42,8 @@ impl<'a> BitWriter<'a> {
     /// Continues a stream whose last byte holds `used_bits` bits (0: the stream is
     /// byte-aligned), as returned by [`BitWriter::finish`].
     pub(crate) fn resume(out: &'a mut Vec<u8>, used_bits: u8) -> Self {
-        if used_bits != 0 && used_bits < 8 {
-            if let Some(last) = out.pop() {
+        if used_bits != 0 && used_bits < 8
+            && let Some(last) = out.pop() {
                 let used = u32::from(used_bits);
                 return BitWriter {
                     out,
@@ -51,7 +51,6 @@ impl<'a> BitWriter<'a> {
                     pending_count: used,
                 };
             }
-        }
         BitWriter::new(out)
     }
 

@@ -256,12 +256,11 @@ pub fn encode_values(values: Values<'_>, out: &mut Vec<u8>) -> ValueEncoding {
         }
         Values::Boolean(values) => {
             // One byte holds any constant; BoolBits needs one per eight values.
-            if let Some(&first) = values.first() {
-                if values.iter().all(|&value| value == first) {
+            if let Some(&first) = values.first()
+                && values.iter().all(|&value| value == first) {
                     constant::encode_bool(first, out);
                     return ValueEncoding::Constant;
                 }
-            }
             boolean::encode(values, out);
             ValueEncoding::BoolBits
         }
@@ -341,11 +340,10 @@ fn encode_integers(values: &[i64], out: &mut Vec<u8>) -> ValueEncoding {
 fn smallest(sizes: &[Option<usize>]) -> usize {
     let mut best = (usize::MAX, usize::MAX);
     for (index, size) in sizes.iter().enumerate() {
-        if let Some(size) = *size {
-            if size < best.0 {
+        if let Some(size) = *size
+            && size < best.0 {
                 best = (size, index);
             }
-        }
     }
     best.1
 }

@@ -5,12 +5,12 @@ use std::borrow::Cow;
 
 use tally_engine::{ColumnValues, Database, FieldType, FieldValue, PointBatch, TagFilter};
 
-pub fn c(s: &str) -> Cow<'_, str> {
+pub(crate) fn c(s: &str) -> Cow<'_, str> {
     Cow::Borrowed(s)
 }
 
 /// One point of measurement `cpu` with tag `host` and one float field `v`.
-pub fn float_point(batch: &mut PointBatch<'_>, host: &str, ts: i64, v: f64) {
+pub(crate) fn float_point(batch: &mut PointBatch<'_>, host: &str, ts: i64, v: f64) {
     batch
         .push(
             "cpu",
@@ -22,7 +22,7 @@ pub fn float_point(batch: &mut PointBatch<'_>, host: &str, ts: i64, v: f64) {
 }
 
 /// Every (timestamp, value) of a column, by reading all its pieces.
-pub fn read_column(
+pub(crate) fn read_column(
     db: &Database,
     measurement: &str,
     host: &str,

@@ -1,0 +1,402 @@
+//! tallyd's configuration: a TOML file whose every option also has a command-line flag
+//! (flags win). Defaults make `tallyd` with no arguments useful. Reference:
+//! `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use tally_engine::{EngineOptions, FsyncPolicy};
+
+use crate::units::{ByteSize, HumanDuration};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// Directory holding all data.
+    pub data_dir: PathBuf,
+    /// error, warn, info, debug or trace (or a tracing filter such as `tally=debug`).
+    pub log_level: String,
+    /// `text` or `json`.
+    pub log_format: String,
+    pub storage: StorageConfig,
+    pub http: HttpConfig,
+    pub query: QueryConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `always`, `interval=<duration>` or `never`.
+    pub fsync: String,
+    pub wal_rotate_size: ByteSize,
+    pub wal_skip_corrupt: bool,
+    pub chunk_span: HumanDuration,
+    pub max_chunk_points: u32,
+    pub block_duration: HumanDuration,
+    pub flush_size: ByteSize,
+    pub flush_interval: HumanDuration,
+    pub max_head_memory: ByteSize,
+    pub max_series_per_database: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body (and largest decompressed gzip body).
+    pub max_body_size: ByteSize,
+    /// Create a database on its first write instead of answering 404.
+    pub auto_create_databases: bool,
+    /// Writes running at once; more wait for a slot.
+    pub max_concurrent_writes: u32,
+    /// Longest line protocol line; longer lines are rejected (the others are stored).
+    pub max_line_size: ByteSize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Most series one SELECT may read; 0 = no limit.
+    pub max_series: u64,
+    /// Most points one SELECT may decode; 0 = no limit.
+    pub max_points_scanned: u64,
+    /// Most rows one statement may return; 0 = no limit.
+    pub max_result_rows: u64,
+    /// Longest a query may run.
+    pub timeout: HumanDuration,
+    /// Longest query text accepted.
+    pub max_query_length: ByteSize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8086".into(),
+            data_dir: PathBuf::from("./tally-data"),
+            log_level: "info".into(),
+            log_format: "text".into(),
+            storage: StorageConfig::default(),
+            http: HttpConfig::default(),
+            query: QueryConfig::default(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let e = EngineOptions::default();
+        StorageConfig {
+            fsync: "always".into(),
+            wal_rotate_size: ByteSize(e.wal_rotate_bytes),
+            wal_skip_corrupt: e.wal_skip_corrupt,
+            chunk_span: HumanDuration(e.chunk_span),
+            max_chunk_points: e.max_chunk_points as u32,
+            block_duration: HumanDuration(e.block_duration),
+            flush_size: ByteSize(e.flush_bytes),
+            flush_interval: HumanDuration(e.flush_interval),
+            max_head_memory: ByteSize(e.max_head_bytes),
+            max_series_per_database: e.max_series_per_database,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_size: ByteSize(25 << 20),
+            auto_create_databases: true,
+            max_concurrent_writes: 16,
+            max_line_size: ByteSize(1 << 20),
+        }
+    }
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            max_series: 100_000,
+            max_points_scanned: 2_000_000_000,
+            max_result_rows: 1_000_000,
+            timeout: HumanDuration(Duration::from_secs(60)),
+            max_query_length: ByteSize(1 << 20),
+        }
+    }
+}
+
+/// Command line of tallyd. Every configuration option has a flag; flags override the file.
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "tallyd",
+    version,
+    about = "Tally: a time-series database for LLM workloads (hardware, requests, cost).",
+    long_about = "Tally samples the machine it runs on, accepts InfluxDB line protocol writes, \
+stores everything in its own compressed columnar engine and answers an InfluxQL-like query \
+language over HTTP.\n\nWith no arguments it serves on 127.0.0.1:8086 with data in ./tally-data.",
+    after_help = "Examples:\n  tallyd\n  tallyd --listen 0.0.0.0:8086 --data-dir /var/lib/tally\n  \
+tallyd --config /etc/tally/tally.toml --log-level debug\n  tallyd --print-config > tally.toml\n\n\
+Every option is documented in docs/configuration.md."
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Address to listen on [default: 127.0.0.1:8086].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Data directory [default: ./tally-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log level: error, warn, info, debug, trace [default: info].
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// When writes are acknowledged: always, interval=<duration>, never [default: always].
+    #[arg(long, value_name = "POLICY", help_heading = "Storage")]
+    pub storage_fsync: Option<String>,
+    /// Start a new WAL file at this size [default: 64MiB].
+    #[arg(long, value_name = "SIZE", help_heading = "Storage")]
+    pub storage_wal_rotate_size: Option<String>,
+    /// Skip corrupt WAL records at start instead of refusing to start.
+    #[arg(long, help_heading = "Storage")]
+    pub storage_wal_skip_corrupt: bool,
+    /// Chunks never cross a multiple of this duration [default: 1h].
+    #[arg(long, value_name = "DURATION", help_heading = "Storage")]
+    pub storage_chunk_span: Option<String>,
+    /// Most points per chunk [default: 1024].
+    #[arg(long, value_name = "N", help_heading = "Storage")]
+    pub storage_max_chunk_points: Option<u32>,
+    /// Time covered by one segment file [default: 1d].
+    #[arg(long, value_name = "DURATION", help_heading = "Storage")]
+    pub storage_block_duration: Option<String>,
+    /// Flush the head into segments at this size [default: 64MiB].
+    #[arg(long, value_name = "SIZE", help_heading = "Storage")]
+    pub storage_flush_size: Option<String>,
+    /// Flush sealed chunks at least this often [default: 10m].
+    #[arg(long, value_name = "DURATION", help_heading = "Storage")]
+    pub storage_flush_interval: Option<String>,
+    /// Refuse writes (503) while the head holds this much [default: 1GiB].
+    #[arg(long, value_name = "SIZE", help_heading = "Storage")]
+    pub storage_max_head_memory: Option<String>,
+    /// Most series per database, 0 = unlimited [default: 1000000].
+    #[arg(long, value_name = "N", help_heading = "Storage")]
+    pub storage_max_series_per_database: Option<u64>,
+
+    /// Largest request body [default: 25MiB].
+    #[arg(long, value_name = "SIZE", help_heading = "HTTP")]
+    pub http_max_body_size: Option<String>,
+    /// Create databases on first write: true or false [default: true].
+    #[arg(long, value_name = "BOOL", help_heading = "HTTP")]
+    pub http_auto_create_databases: Option<bool>,
+    /// Writes processed at once [default: 16].
+    #[arg(long, value_name = "N", help_heading = "HTTP")]
+    pub http_max_concurrent_writes: Option<u32>,
+    /// Longest line protocol line [default: 1MiB].
+    #[arg(long, value_name = "SIZE", help_heading = "HTTP")]
+    pub http_max_line_size: Option<String>,
+
+    /// Most series one SELECT may read, 0 = unlimited [default: 100000].
+    #[arg(long, value_name = "N", help_heading = "Query")]
+    pub query_max_series: Option<u64>,
+    /// Most points one SELECT may scan, 0 = unlimited [default: 2000000000].
+    #[arg(long, value_name = "N", help_heading = "Query")]
+    pub query_max_points_scanned: Option<u64>,
+    /// Most rows a statement may return, 0 = unlimited [default: 1000000].
+    #[arg(long, value_name = "N", help_heading = "Query")]
+    pub query_max_result_rows: Option<u64>,
+    /// Longest a query may run [default: 60s].
+    #[arg(long, value_name = "DURATION", help_heading = "Query")]
+    pub query_timeout: Option<String>,
+    /// Longest query text accepted [default: 1MiB].
+    #[arg(long, value_name = "SIZE", help_heading = "Query")]
+    pub query_max_query_length: Option<String>,
+}
+
+fn flag<T>(name: &str, parsed: Result<T, String>) -> anyhow::Result<T> {
+    parsed.map_err(|e| anyhow::anyhow!("--{name}: {e}"))
+}
+
+impl Config {
+    /// Reads the configuration file (if any) and applies the flags.
+    pub fn load(cli: &Cli) -> anyhow::Result<Config> {
+        let mut config = match &cli.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_flags(cli)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read configuration file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("configuration file {}: {e}", path.display()))
+    }
+
+    fn apply_flags(&mut self, cli: &Cli) -> anyhow::Result<()> {
+        if let Some(v) = &cli.listen {
+            self.listen = v.clone();
+        }
+        if let Some(v) = &cli.data_dir {
+            self.data_dir = v.clone();
+        }
+        if let Some(v) = &cli.log_level {
+            self.log_level = v.clone();
+        }
+        if let Some(v) = &cli.log_format {
+            self.log_format = v.clone();
+        }
+        let s = &mut self.storage;
+        if let Some(v) = &cli.storage_fsync {
+            s.fsync = v.clone();
+        }
+        if let Some(v) = &cli.storage_wal_rotate_size {
+            s.wal_rotate_size = flag("storage-wal-rotate-size", ByteSize::parse(v))?;
+        }
+        if cli.storage_wal_skip_corrupt {
+            s.wal_skip_corrupt = true;
+        }
+        if let Some(v) = &cli.storage_chunk_span {
+            s.chunk_span = flag("storage-chunk-span", HumanDuration::parse(v))?;
+        }
+        if let Some(v) = cli.storage_max_chunk_points {
+            s.max_chunk_points = v;
+        }
+        if let Some(v) = &cli.storage_block_duration {
+            s.block_duration = flag("storage-block-duration", HumanDuration::parse(v))?;
+        }
+        if let Some(v) = &cli.storage_flush_size {
+            s.flush_size = flag("storage-flush-size", ByteSize::parse(v))?;
+        }
+        if let Some(v) = &cli.storage_flush_interval {
+            s.flush_interval = flag("storage-flush-interval", HumanDuration::parse(v))?;
+        }
+        if let Some(v) = &cli.storage_max_head_memory {
+            s.max_head_memory = flag("storage-max-head-memory", ByteSize::parse(v))?;
+        }
+        if let Some(v) = cli.storage_max_series_per_database {
+            s.max_series_per_database = v;
+        }
+        let h = &mut self.http;
+        if let Some(v) = &cli.http_max_body_size {
+            h.max_body_size = flag("http-max-body-size", ByteSize::parse(v))?;
+        }
+        if let Some(v) = cli.http_auto_create_databases {
+            h.auto_create_databases = v;
+        }
+        if let Some(v) = cli.http_max_concurrent_writes {
+            h.max_concurrent_writes = v;
+        }
+        if let Some(v) = &cli.http_max_line_size {
+            h.max_line_size = flag("http-max-line-size", ByteSize::parse(v))?;
+        }
+        let q = &mut self.query;
+        if let Some(v) = cli.query_max_series {
+            q.max_series = v;
+        }
+        if let Some(v) = cli.query_max_points_scanned {
+            q.max_points_scanned = v;
+        }
+        if let Some(v) = cli.query_max_result_rows {
+            q.max_result_rows = v;
+        }
+        if let Some(v) = &cli.query_timeout {
+            q.timeout = flag("query-timeout", HumanDuration::parse(v))?;
+        }
+        if let Some(v) = &cli.query_max_query_length {
+            q.max_query_length = flag("query-max-query-length", ByteSize::parse(v))?;
+        }
+        Ok(())
+    }
+
+    /// Checks every option and the engine's settings together.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        if !["text", "json"].contains(&self.log_format.as_str()) {
+            anyhow::bail!("log_format must be `text` or `json`, not {:?}", self.log_format);
+        }
+        if self.http.max_body_size.0 == 0 {
+            anyhow::bail!("http.max_body_size must be positive");
+        }
+        if self.http.max_concurrent_writes == 0 {
+            anyhow::bail!("http.max_concurrent_writes must be at least 1");
+        }
+        if self.query.timeout.0.is_zero() {
+            anyhow::bail!("query.timeout must be positive");
+        }
+        self.engine_options()?.validate().map_err(|e| anyhow::anyhow!("storage: {e}"))?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen.parse().map_err(|_| {
+            anyhow::anyhow!("listen address {:?} is not an IP address and port such as 127.0.0.1:8086", self.listen)
+        })
+    }
+
+    pub fn engine_options(&self) -> anyhow::Result<EngineOptions> {
+        let s = &self.storage;
+        let fsync = FsyncPolicy::parse(&s.fsync).ok_or_else(|| {
+            anyhow::anyhow!("storage.fsync must be `always`, `never` or `interval=<duration>` (e.g. interval=1s), not {:?}", s.fsync)
+        })?;
+        Ok(EngineOptions {
+            fsync,
+            wal_rotate_bytes: s.wal_rotate_size.0,
+            wal_skip_corrupt: s.wal_skip_corrupt,
+            chunk_span: s.chunk_span.0,
+            max_chunk_points: s.max_chunk_points as usize,
+            block_duration: s.block_duration.0,
+            flush_bytes: s.flush_size.0,
+            flush_interval: s.flush_interval.0,
+            max_head_bytes: s.max_head_memory.0,
+            max_series_per_database: s.max_series_per_database,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_round_trip_through_toml() {
+        let config = Config::default();
+        config.validate().unwrap();
+        let text = toml::to_string(&config).unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn flags_override_the_file_and_bad_values_name_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tally.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\n[storage]\nfsync = \"never\"\n").unwrap();
+        let cli = Cli::parse_from(["tallyd", "--config", path.to_str().unwrap(), "--listen", "127.0.0.1:9999"]);
+        let config = Config::load(&cli).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9999");
+        assert_eq!(config.storage.fsync, "never");
+        let cli = Cli::parse_from(["tallyd", "--storage-flush-size", "12XB"]);
+        let err = Config::load(&cli).unwrap_err().to_string();
+        assert!(err.contains("--storage-flush-size") && err.contains("XB"), "{err}");
+    }
+
+    #[test]
+    fn unknown_options_in_the_file_are_errors_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tally.toml");
+        std::fs::write(&path, "[storage]\nfsynk = \"never\"\n").unwrap();
+        let err = Config::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("fsynk"), "{err}");
+    }
+}
