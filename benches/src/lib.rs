@@ -67,6 +67,25 @@ pub struct Column {
     pub chunks: Vec<Range<usize>>,
 }
 
+/// The line protocol `python3 gen.py --scale SCALE` writes (seed 1, deterministic).
+pub fn line_protocol(scale: &str) -> Result<Vec<u8>, String> {
+    let generator = Dataset::generator_path();
+    let output = Command::new("python3")
+        .arg(&generator)
+        .args(["--scale", scale])
+        .output()
+        .map_err(|error| format!("cannot run python3 {}: {error}", generator.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} failed ({}): {}",
+            generator.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(output.stdout)
+}
+
 /// A parsed dataset.
 #[derive(Clone, Debug, Default)]
 pub struct Dataset {
@@ -110,21 +129,8 @@ impl Dataset {
 
     /// Runs `python3 gen.py --scale SCALE` and parses its output.
     pub fn generate(scale: &str) -> Result<Dataset, String> {
-        let generator = Self::generator_path();
-        let output = Command::new("python3")
-            .arg(&generator)
-            .args(["--scale", scale])
-            .output()
-            .map_err(|error| format!("cannot run python3 {}: {error}", generator.display()))?;
-        if !output.status.success() {
-            return Err(format!(
-                "{} failed ({}): {}",
-                generator.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        let text = String::from_utf8(output.stdout)
+        let bytes = line_protocol(scale)?;
+        let text = String::from_utf8(bytes)
             .map_err(|error| format!("generator wrote invalid UTF-8: {error}"))?;
         Dataset::parse(&text)
     }

@@ -18,7 +18,10 @@ pub fn binary(name: &str) -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -30,7 +33,11 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running tallyd.
@@ -55,11 +62,15 @@ impl Response {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -89,7 +100,13 @@ impl Tallyd {
             .stderr(log_file)
             .spawn()
             .unwrap();
-        let mut t = Tallyd { child: Some(child), port, data_dir: data_dir.to_path_buf(), log, _temp: None };
+        let mut t = Tallyd {
+            child: Some(child),
+            port,
+            data_dir: data_dir.to_path_buf(),
+            log,
+            _temp: None,
+        };
         t.wait_ready();
         t
     }
@@ -98,7 +115,10 @@ impl Tallyd {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("tallyd exited with {status} before it was ready:\n{}", self.log_text());
+                panic!(
+                    "tallyd exited with {status} before it was ready:\n{}",
+                    self.log_text()
+                );
             }
             if let Ok(r) = self.try_request("GET", "/ping", &[], b"")
                 && r.status == 204
@@ -107,7 +127,10 @@ impl Tallyd {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("tallyd did not answer /ping within 60 s:\n{}", self.log_text());
+        panic!(
+            "tallyd did not answer /ping within 60 s:\n{}",
+            self.log_text()
+        );
     }
 
     pub fn log_text(&self) -> String {
@@ -122,22 +145,45 @@ impl Tallyd {
         self.child.as_ref().unwrap().id()
     }
 
-    fn try_request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
         request(self.port, method, path, headers, body)
     }
 
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-        self.try_request(method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log_text()))
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        self.try_request(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log_text()))
     }
 
     /// `POST /write?db=DB&precision=ns` with a line protocol body.
     pub fn write(&self, db: &str, body: &str) -> Response {
-        self.request("POST", &format!("/write?db={}&precision=ns", encode(db)), &[], body.as_bytes())
+        self.request(
+            "POST",
+            &format!("/write?db={}&precision=ns", encode(db)),
+            &[],
+            body.as_bytes(),
+        )
     }
 
     /// `GET /query?db=DB&epoch=ns&q=...`, returning the JSON answer.
     pub fn query(&self, db: &str, q: &str) -> serde_json::Value {
-        let r = self.request("GET", &format!("/query?db={}&epoch=ns&q={}", encode(db), encode(q)), &[], b"");
+        let r = self.request(
+            "GET",
+            &format!("/query?db={}&epoch=ns&q={}", encode(db), encode(q)),
+            &[],
+            b"",
+        );
         assert_eq!(r.status, 200, "query {q:?} failed: {}", r.text());
         r.json()
     }
@@ -147,7 +193,11 @@ impl Tallyd {
         let mut child = self.child.take().unwrap();
         send_signal(child.id(), libc::SIGTERM);
         let status = wait_timeout(&mut child, Duration::from_secs(60));
-        assert!(status.success(), "tallyd exited with {status} after SIGTERM:\n{}", self.log_text());
+        assert!(
+            status.success(),
+            "tallyd exited with {status} after SIGTERM:\n{}",
+            self.log_text()
+        );
     }
 
     /// Kills with SIGKILL (a crash).
@@ -202,10 +252,19 @@ pub fn encode(s: &str) -> String {
 }
 
 /// One HTTP/1.1 request on a fresh connection.
-pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -214,7 +273,12 @@ pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], bo
     stream.write_all(body)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
-    parse_response(&raw).ok_or_else(|| std::io::Error::other(format!("malformed response: {:?}", String::from_utf8_lossy(&raw))))
+    parse_response(&raw).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "malformed response: {:?}",
+            String::from_utf8_lossy(&raw)
+        ))
+    })
 }
 
 fn parse_response(raw: &[u8]) -> Option<Response> {
@@ -223,20 +287,38 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
     let mut lines = head.split("\r\n");
     let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        })
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         body = dechunk(&body)?;
     }
-    Some(Response { status, headers, body })
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
         let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).ok()?.split(';').next()?.trim(), 16).ok()?;
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&data[..line_end])
+                .ok()?
+                .split(';')
+                .next()?
+                .trim(),
+            16,
+        )
+        .ok()?;
         data = &data[line_end + 2..];
         if size == 0 {
             return Some(out);
@@ -250,6 +332,10 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 pub fn rows(answer: &serde_json::Value) -> Vec<Vec<serde_json::Value>> {
     answer["results"][0]["series"][0]["values"]
         .as_array()
-        .map(|rows| rows.iter().map(|r| r.as_array().cloned().unwrap_or_default()).collect())
+        .map(|rows| {
+            rows.iter()
+                .map(|r| r.as_array().cloned().unwrap_or_default())
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -10,7 +10,11 @@ use tally_tests::{Tallyd, rows};
 
 fn count(t: &Tallyd, db: &str, q: &str) -> i64 {
     let answer = t.query(db, q);
-    rows(&answer).first().and_then(|r| r.get(1)).and_then(|v| v.as_i64()).unwrap_or(0)
+    rows(&answer)
+        .first()
+        .and_then(|r| r.get(1))
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -33,7 +37,13 @@ fn points_written_are_read_back_after_a_graceful_restart() {
     let t = Tallyd::start_in(&data, &[]);
     let mut body = String::new();
     for i in 0..1000 {
-        body.push_str(&format!("cpu,host=h{} usage={}.5,n={}i {}\n", i % 4, i, i, 1_700_000_000_000_000_000i64 + i * 1_000_000_000));
+        body.push_str(&format!(
+            "cpu,host=h{} usage={}.5,n={}i {}\n",
+            i % 4,
+            i,
+            i,
+            1_700_000_000_000_000_000i64 + i * 1_000_000_000
+        ));
     }
     let r = t.write("telemetry", &body);
     assert_eq!(r.status, 204, "{}", r.text());
@@ -42,7 +52,10 @@ fn points_written_are_read_back_after_a_graceful_restart() {
     let t = Tallyd::start_in(&data, &[]);
     assert_eq!(count(&t, "telemetry", "SELECT count(usage) FROM cpu"), 1000);
     let answer = t.query("telemetry", "SELECT sum(n) FROM cpu WHERE host = 'h1'");
-    assert_eq!(rows(&answer)[0][1], serde_json::json!((0..1000).filter(|i| i % 4 == 1).sum::<i64>()));
+    assert_eq!(
+        rows(&answer)[0][1],
+        serde_json::json!((0..1000).filter(|i| i % 4 == 1).sum::<i64>())
+    );
     t.stop();
 }
 
@@ -64,9 +77,18 @@ fn acknowledged_writes_survive_sigkill_during_a_write_load() {
                     while !stop.load(Ordering::Relaxed) {
                         let mut body = String::new();
                         for j in 0..50 {
-                            body.push_str(&format!("load,batch={batch} v={j}i {}\n", 1_700_000_000_000_000_000i64 + j));
+                            body.push_str(&format!(
+                                "load,batch={batch} v={j}i {}\n",
+                                1_700_000_000_000_000_000i64 + j
+                            ));
                         }
-                        match tally_tests::request(port, "POST", "/write?db=crash", &[], body.as_bytes()) {
+                        match tally_tests::request(
+                            port,
+                            "POST",
+                            "/write?db=crash",
+                            &[],
+                            body.as_bytes(),
+                        ) {
                             Ok(r) if r.status == 204 => acked.push(batch),
                             _ => break,
                         }
@@ -84,21 +106,31 @@ fn acknowledged_writes_survive_sigkill_during_a_write_load() {
         }
         let t = Tallyd::start_in(&data, &[]);
         let answer = t.query("crash", "SELECT count(v) FROM load GROUP BY batch");
-        let series = answer["results"][0]["series"].as_array().cloned().unwrap_or_default();
+        let series = answer["results"][0]["series"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut stored = std::collections::HashMap::new();
         for s in &series {
             let batch: u64 = s["tags"]["batch"].as_str().unwrap().parse().unwrap();
             stored.insert(batch, s["values"][0][1].as_i64().unwrap());
         }
         for b in &acknowledged {
-            assert_eq!(stored.get(b), Some(&50), "round {round}: acknowledged batch {b} lost or torn");
+            assert_eq!(
+                stored.get(b),
+                Some(&50),
+                "round {round}: acknowledged batch {b} lost or torn"
+            );
         }
         for (b, n) in &stored {
             assert_eq!(*n, 50, "round {round}: batch {b} is torn");
         }
         t.stop();
     }
-    assert!(acknowledged.len() > 20, "too few writes were acknowledged to prove anything");
+    assert!(
+        acknowledged.len() > 20,
+        "too few writes were acknowledged to prove anything"
+    );
 }
 
 /// One case of the parser's malformed-input matrix (`ingest/tests/data/malformed.json`).
@@ -115,8 +147,12 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../ingest/tests/data/malformed.json");
-    let all: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../ingest/tests/data/malformed.json"
+    );
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     all.as_array()
         .unwrap()
         .iter()
@@ -135,7 +171,10 @@ fn cases() -> Vec<Case> {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Every case of the parser's malformed-input matrix, through HTTP: a 400 naming the line,
@@ -165,23 +204,51 @@ fn the_malformed_input_matrix_rejects_only_the_bad_lines() {
             _ => panic!("case {} has no body", case.name),
         };
         let precision = case.precision.as_deref().unwrap_or("ns");
-        let r = t.request("POST", &format!("/write?db={db}&precision={precision}"), &[], &body);
+        let r = t.request(
+            "POST",
+            &format!("/write?db={db}&precision={precision}"),
+            &[],
+            &body,
+        );
         assert_eq!(r.status, 400, "case {}: {}", case.name, r.text());
         let answer = r.json();
         let rejected = answer["rejected"].as_array().unwrap();
         let hit = rejected.iter().find(|e| e["line"] == case.line);
-        let hit = hit.unwrap_or_else(|| panic!("case {}: no rejection on line {}: {answer}", case.name, case.line));
+        let hit = hit.unwrap_or_else(|| {
+            panic!(
+                "case {}: no rejection on line {}: {answer}",
+                case.name, case.line
+            )
+        });
         assert_eq!(hit["column"], case.column, "case {}: {answer}", case.name);
         assert_eq!(hit["reason"], case.error.as_str(), "case {}", case.name);
-        assert!(answer["error"].as_str().unwrap().starts_with("partial write"), "case {}", case.name);
-        assert_eq!(answer["written"], case.points, "case {}: {answer}", case.name);
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("partial write"),
+            "case {}",
+            case.name
+        );
+        assert_eq!(
+            answer["written"], case.points,
+            "case {}: {answer}",
+            case.name
+        );
         // The valid lines are stored: count every point of every measurement.
         let measurements = t.query(&db, "SHOW MEASUREMENTS");
         let mut stored = 0;
         for m in rows(&measurements) {
             let name = m[0].as_str().unwrap();
-            let a = t.query(&db, &format!("SELECT * FROM \"{}\"", name.replace('"', "\\\"")));
-            for s in a["results"][0]["series"].as_array().cloned().unwrap_or_default() {
+            let a = t.query(
+                &db,
+                &format!("SELECT * FROM \"{}\"", name.replace('"', "\\\"")),
+            );
+            for s in a["results"][0]["series"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
                 stored += s["values"].as_array().unwrap().len() as i64;
             }
         }
@@ -192,19 +259,33 @@ fn the_malformed_input_matrix_rejects_only_the_bad_lines() {
 
 #[test]
 fn gzip_bodies_v2_writes_limits_and_type_conflicts_answer_as_documented() {
-    let t = Tallyd::start(&["--http-max-body-size", "64KiB", "--storage-max-series-per-database", "3"]);
+    let t = Tallyd::start(&[
+        "--http-max-body-size",
+        "64KiB",
+        "--storage-max-series-per-database",
+        "3",
+    ]);
     // gzip
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(b"gz,host=a v=1 1\ngz,host=a v=2 2\n").unwrap();
+    enc.write_all(b"gz,host=a v=1 1\ngz,host=a v=2 2\n")
+        .unwrap();
     let gz = enc.finish().unwrap();
     let r = t.request("POST", "/write?db=g", &[("Content-Encoding", "gzip")], &gz);
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(count(&t, "g", "SELECT count(v) FROM gz"), 2);
     // v2 API with bucket and precision
-    let r = t.request("POST", "/api/v2/write?org=x&bucket=v2db&precision=s", &[("Authorization", "Token abc")], b"m v=1 1700000000\n");
+    let r = t.request(
+        "POST",
+        "/api/v2/write?org=x&bucket=v2db&precision=s",
+        &[("Authorization", "Token abc")],
+        b"m v=1 1700000000\n",
+    );
     assert_eq!(r.status, 204, "{}", r.text());
     let answer = t.query("v2db", "SELECT v FROM m");
-    assert_eq!(rows(&answer)[0][0], serde_json::json!(1_700_000_000_000_000_000i64));
+    assert_eq!(
+        rows(&answer)[0][0],
+        serde_json::json!(1_700_000_000_000_000_000i64)
+    );
     let r = t.request("POST", "/api/v2/write?bucket=v2db", &[], b"m v=\"str\" 1\n");
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["code"], "invalid");
@@ -220,20 +301,40 @@ fn gzip_bodies_v2_writes_limits_and_type_conflicts_answer_as_documented() {
     // Type conflict names the field and both types; the other lines are stored.
     let r = t.write("g", "gz,host=a v=\"text\" 3\ngz,host=a v=3 4\n");
     assert_eq!(r.status, 400);
-    let reason = r.json()["rejected"][0]["reason"].as_str().unwrap().to_string();
-    assert!(reason.contains("\"v\"") && reason.contains("float") && reason.contains("string"), "{reason}");
+    let reason = r.json()["rejected"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("\"v\"") && reason.contains("float") && reason.contains("string"),
+        "{reason}"
+    );
     assert_eq!(count(&t, "g", "SELECT count(v) FROM gz"), 3);
     // Series limit: only the lines creating new series are refused.
-    let r = t.write("lim", "s,k=1 v=1 1\ns,k=2 v=1 1\ns,k=3 v=1 1\ns,k=4 v=1 1\ns,k=1 v=2 2\n");
+    let r = t.write(
+        "lim",
+        "s,k=1 v=1 1\ns,k=2 v=1 1\ns,k=3 v=1 1\ns,k=4 v=1 1\ns,k=1 v=2 2\n",
+    );
     assert_eq!(r.status, 400);
     let answer = r.json();
     assert_eq!(answer["written"], 4);
     assert_eq!(answer["rejected"][0]["line"], 4);
-    assert!(answer["rejected"][0]["reason"].as_str().unwrap().contains("series limit"));
+    assert!(
+        answer["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("series limit")
+    );
     // Metrics count what happened.
     let metrics = t.request("GET", "/metrics", &[], b"").text();
-    assert!(metrics.contains("tally_points_written_total{db=\"g\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("tally_points_written_total{db=\"g\"} 3"),
+        "{metrics}"
+    );
     assert!(metrics.contains("tally_series{db=\"lim\"} 3"), "{metrics}");
-    assert!(metrics.contains("tally_http_requests_total{route=\"/write\",status=\"413\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("tally_http_requests_total{route=\"/write\",status=\"413\"} 1"),
+        "{metrics}"
+    );
     t.stop();
 }
