@@ -8,6 +8,7 @@
 //!     cargo bench -p tally-benches --bench engine
 //!
 //! Before measuring it prints the stored bytes per value after a flush.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::borrow::Cow;
 use std::hint::black_box;

@@ -11,6 +11,7 @@
 //!     cargo bench -p tally-benches --bench query_exec
 //!
 //! The rayon pool uses every core; per-core rates are these divided by the core count.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -7,6 +7,7 @@
 //!     cargo bench -p tally-benches --bench series_memory
 //!
 //! `SERIES=N` changes the count.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
