@@ -52,7 +52,10 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn error(&self, reason: impl Into<String>) -> DecodeError {
-        DecodeError { offset: self.pos, reason: reason.into() }
+        DecodeError {
+            offset: self.pos,
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {

@@ -203,19 +203,29 @@ impl Catalog {
 
     /// The type fixed for `field` in `measurement` by its first write, if any.
     pub(crate) fn field_type(&self, measurement: &str, field: &str) -> Option<FieldType> {
-        self.measurements.get(measurement)?.fields.get(field).map(|f| f.field_type)
+        self.measurements
+            .get(measurement)?
+            .fields
+            .get(field)
+            .map(|f| f.field_type)
     }
 
     /// Adds a series with the next id. The key must be valid and not present.
     pub(crate) fn add_series(&mut self, key: &[u8], hash: u64) -> u32 {
         let id = self.series.len() as u32;
-        self.series.push(SeriesEntry { key: key.into(), columns: Vec::new() });
+        self.series.push(SeriesEntry {
+            key: key.into(),
+            columns: Vec::new(),
+        });
         let hasher = self.hasher.clone();
         let series = &self.series;
         self.series_index
             .insert_unique(hash, id, |&i| hasher.hash_one(&*series[i as usize].key));
         if let Some(parts) = decode_series_key(key) {
-            let m = self.measurements.entry(parts.measurement.into()).or_default();
+            let m = self
+                .measurements
+                .entry(parts.measurement.into())
+                .or_default();
             m.series.insert(id);
             for (k, _) in &parts.tags {
                 if !m.tag_keys.contains_key(*k) {
@@ -237,18 +247,26 @@ impl Catalog {
         let Some(parts) = decode_series_key(&key) else {
             unreachable!("BUG: catalog holds a malformed series key");
         };
-        let measurement = self.measurements.entry(parts.measurement.into()).or_default();
+        let measurement = self
+            .measurements
+            .entry(parts.measurement.into())
+            .or_default();
         if let Some(existing) = measurement.fields.get(field)
             && existing.field_type != field_type
         {
-            return Err(CreateError::TypeConflict { existing: existing.field_type });
+            return Err(CreateError::TypeConflict {
+                existing: existing.field_type,
+            });
         }
         let id = self.columns.len() as u32;
         measurement.columns.insert(id);
         measurement
             .fields
             .entry(field.into())
-            .or_insert_with(|| FieldEntry { field_type, columns: RoaringBitmap::new() })
+            .or_insert_with(|| FieldEntry {
+                field_type,
+                columns: RoaringBitmap::new(),
+            })
             .columns
             .insert(id);
         for (k, v) in &parts.tags {
@@ -268,7 +286,11 @@ impl Catalog {
             }
         }
         let field_id = self.intern_field_name(field);
-        self.columns.push(ColumnEntry { series, field: field_id, field_type });
+        self.columns.push(ColumnEntry {
+            series,
+            field: field_id,
+            field_type,
+        });
         self.series[series as usize].columns.push((field_id, id));
         Ok(id)
     }
@@ -280,7 +302,9 @@ impl Catalog {
             let Some(col) = self.columns.pop() else { break };
             let id = self.columns.len() as u32;
             let key = self.series[col.series as usize].key.clone();
-            self.series[col.series as usize].columns.retain(|&(_, c)| c != id);
+            self.series[col.series as usize]
+                .columns
+                .retain(|&(_, c)| c != id);
             if let Some(parts) = decode_series_key(&key) {
                 if let Some(m) = self.measurements.get_mut(parts.measurement) {
                     m.columns.remove(id);
@@ -312,7 +336,9 @@ impl Catalog {
             if let Ok(entry) = self.series_index.find_entry(hash, |&s| s == id) {
                 entry.remove();
             }
-            let Some(entry) = self.series.pop() else { break };
+            let Some(entry) = self.series.pop() else {
+                break;
+            };
             if let Some(parts) = decode_series_key(&entry.key)
                 && let Some(m) = self.measurements.get_mut(parts.measurement)
             {
@@ -344,7 +370,10 @@ impl Catalog {
         let all = &m.columns;
         let values = self.postings.get(matcher.key());
         let with_value = |value: &str| -> RoaringBitmap {
-            values.and_then(|v| v.get(value)).map(|b| b & all).unwrap_or_default()
+            values
+                .and_then(|v| v.get(value))
+                .map(|b| b & all)
+                .unwrap_or_default()
         };
         let with_any_value = || -> RoaringBitmap {
             let mut out = RoaringBitmap::new();
@@ -414,11 +443,22 @@ mod tests {
         let none = add(&mut cat, "gpu", &[], "util");
         let other = add(&mut cat, "cpu", &[("host", "a")], "util");
         let ids = |bm: RoaringBitmap| bm.iter().collect::<Vec<_>>();
-        let eq = |v: &str| TagMatcher::Equal { key: "host".into(), value: v.into() };
-        let ne = |v: &str| TagMatcher::NotEqual { key: "host".into(), value: v.into() };
-        let re = |r: &str| TagMatcher::Regex { key: "host".into(), regex: Regex::new(r).unwrap() };
-        let nre =
-            |r: &str| TagMatcher::NotRegex { key: "host".into(), regex: Regex::new(r).unwrap() };
+        let eq = |v: &str| TagMatcher::Equal {
+            key: "host".into(),
+            value: v.into(),
+        };
+        let ne = |v: &str| TagMatcher::NotEqual {
+            key: "host".into(),
+            value: v.into(),
+        };
+        let re = |r: &str| TagMatcher::Regex {
+            key: "host".into(),
+            regex: Regex::new(r).unwrap(),
+        };
+        let nre = |r: &str| TagMatcher::NotRegex {
+            key: "host".into(),
+            regex: Regex::new(r).unwrap(),
+        };
         assert_eq!(ids(cat.match_tag("gpu", &eq("a"))), vec![a]);
         assert_eq!(ids(cat.match_tag("gpu", &eq(""))), vec![none]);
         assert_eq!(ids(cat.match_tag("gpu", &ne("a"))), vec![b, none]);
@@ -440,7 +480,9 @@ mod tests {
         let s = cat.add_series(&key, hash);
         assert_eq!(
             cat.add_column(s, "util", FieldType::Integer),
-            Err(CreateError::TypeConflict { existing: FieldType::Float })
+            Err(CreateError::TypeConflict {
+                existing: FieldType::Float
+            })
         );
         assert_eq!(cat.field_type("gpu", "util"), Some(FieldType::Float));
         assert_eq!(cat.find_series(&key, hash), Some(s));

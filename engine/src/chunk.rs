@@ -25,12 +25,34 @@ const ZSTD_MIN_SAVING: f64 = 0.10;
 pub enum ValueStats {
     /// `min` and `max` ignore NaN (they are NaN only when every value is); `sum` is the IEEE sum
     /// in time order, so a NaN or opposite infinities make it NaN.
-    Float { min: f64, max: f64, sum: f64, first: f64, last: f64 },
+    Float {
+        min: f64,
+        max: f64,
+        sum: f64,
+        first: f64,
+        last: f64,
+    },
     /// `sum` is `None` when the exact sum does not fit in an i64.
-    Integer { min: i64, max: i64, sum: Option<i64>, first: i64, last: i64 },
+    Integer {
+        min: i64,
+        max: i64,
+        sum: Option<i64>,
+        first: i64,
+        last: i64,
+    },
     /// `sum` is `None` when the exact sum does not fit in a u64.
-    Unsigned { min: u64, max: u64, sum: Option<u64>, first: u64, last: u64 },
-    Boolean { true_count: u32, first: bool, last: bool },
+    Unsigned {
+        min: u64,
+        max: u64,
+        sum: Option<u64>,
+        first: u64,
+        last: u64,
+    },
+    Boolean {
+        true_count: u32,
+        first: bool,
+        last: bool,
+    },
     /// Strings keep no value statistics.
     String,
 }
@@ -192,9 +214,13 @@ impl StatsBuilder {
                 min_time: ts,
                 max_time: ts,
                 values: match value {
-                    FieldValue::Float(v) => {
-                        ValueStats::Float { min: *v, max: *v, sum: *v, first: *v, last: *v }
-                    }
+                    FieldValue::Float(v) => ValueStats::Float {
+                        min: *v,
+                        max: *v,
+                        sum: *v,
+                        first: *v,
+                        last: *v,
+                    },
                     FieldValue::Integer(v) => ValueStats::Integer {
                         min: *v,
                         max: *v,
@@ -209,9 +235,11 @@ impl StatsBuilder {
                         first: *v,
                         last: *v,
                     },
-                    FieldValue::Boolean(v) => {
-                        ValueStats::Boolean { true_count: u32::from(*v), first: *v, last: *v }
-                    }
+                    FieldValue::Boolean(v) => ValueStats::Boolean {
+                        true_count: u32::from(*v),
+                        first: *v,
+                        last: *v,
+                    },
                     FieldValue::String(_) => ValueStats::String,
                 },
             });
@@ -225,7 +253,16 @@ impl StatsBuilder {
         stats.min_time = stats.min_time.min(ts);
         stats.max_time = stats.max_time.max(ts);
         match (&mut stats.values, value) {
-            (ValueStats::Float { min, max, sum, first, last }, FieldValue::Float(v)) => {
+            (
+                ValueStats::Float {
+                    min,
+                    max,
+                    sum,
+                    first,
+                    last,
+                },
+                FieldValue::Float(v),
+            ) => {
                 if v < min || min.is_nan() {
                     *min = *v;
                 }
@@ -240,7 +277,16 @@ impl StatsBuilder {
                     *last = *v;
                 }
             }
-            (ValueStats::Integer { min, max, sum, first, last }, FieldValue::Integer(v)) => {
+            (
+                ValueStats::Integer {
+                    min,
+                    max,
+                    sum,
+                    first,
+                    last,
+                },
+                FieldValue::Integer(v),
+            ) => {
                 *min = (*min).min(*v);
                 *max = (*max).max(*v);
                 *sum = sum.and_then(|s| s.checked_add(*v));
@@ -251,7 +297,16 @@ impl StatsBuilder {
                     *last = *v;
                 }
             }
-            (ValueStats::Unsigned { min, max, sum, first, last }, FieldValue::Unsigned(v)) => {
+            (
+                ValueStats::Unsigned {
+                    min,
+                    max,
+                    sum,
+                    first,
+                    last,
+                },
+                FieldValue::Unsigned(v),
+            ) => {
                 *min = (*min).min(*v);
                 *max = (*max).max(*v);
                 *sum = sum.and_then(|s| s.checked_add(*v));
@@ -262,7 +317,14 @@ impl StatsBuilder {
                     *last = *v;
                 }
             }
-            (ValueStats::Boolean { true_count, first, last }, FieldValue::Boolean(v)) => {
+            (
+                ValueStats::Boolean {
+                    true_count,
+                    first,
+                    last,
+                },
+                FieldValue::Boolean(v),
+            ) => {
                 *true_count += u32::from(*v);
                 if is_first {
                     *first = *v;
@@ -304,19 +366,59 @@ pub(crate) struct ChunkHeader {
 
 fn stats_words(stats: &ValueStats) -> ([u64; 5], bool) {
     match *stats {
-        ValueStats::Float { min, max, sum, first, last } => {
-            ([min.to_bits(), max.to_bits(), sum.to_bits(), first.to_bits(), last.to_bits()], false)
-        }
-        ValueStats::Integer { min, max, sum, first, last } => (
-            [min as u64, max as u64, sum.unwrap_or(0) as u64, first as u64, last as u64],
+        ValueStats::Float {
+            min,
+            max,
+            sum,
+            first,
+            last,
+        } => (
+            [
+                min.to_bits(),
+                max.to_bits(),
+                sum.to_bits(),
+                first.to_bits(),
+                last.to_bits(),
+            ],
+            false,
+        ),
+        ValueStats::Integer {
+            min,
+            max,
+            sum,
+            first,
+            last,
+        } => (
+            [
+                min as u64,
+                max as u64,
+                sum.unwrap_or(0) as u64,
+                first as u64,
+                last as u64,
+            ],
             sum.is_none(),
         ),
-        ValueStats::Unsigned { min, max, sum, first, last } => {
-            ([min, max, sum.unwrap_or(0), first, last], sum.is_none())
-        }
-        ValueStats::Boolean { true_count, first, last } => {
-            ([0, 0, u64::from(true_count), u64::from(first), u64::from(last)], false)
-        }
+        ValueStats::Unsigned {
+            min,
+            max,
+            sum,
+            first,
+            last,
+        } => ([min, max, sum.unwrap_or(0), first, last], sum.is_none()),
+        ValueStats::Boolean {
+            true_count,
+            first,
+            last,
+        } => (
+            [
+                0,
+                0,
+                u64::from(true_count),
+                u64::from(first),
+                u64::from(last),
+            ],
+            false,
+        ),
         ValueStats::String => ([0; 5], false),
     }
 }
@@ -353,7 +455,11 @@ fn stats_from_words(
             if w[2] > u64::from(count) || w[3] > 1 || w[4] > 1 {
                 return Err("boolean statistics out of range".into());
             }
-            ValueStats::Boolean { true_count: w[2] as u32, first: w[3] == 1, last: w[4] == 1 }
+            ValueStats::Boolean {
+                true_count: w[2] as u32,
+                first: w[3] == 1,
+                last: w[4] == 1,
+            }
         }
         FieldType::String => ValueStats::String,
     })
@@ -397,8 +503,15 @@ pub(crate) fn write_chunk(
 ) {
     let mut flags = 0u8;
     let compressed = if try_zstd && payload.len() >= 64 {
-        zstd::bulk::compress(payload, 3)
-            .ok()
+        ZSTD_COMPRESSOR
+            .with(|cell| {
+                let mut cell = cell.borrow_mut();
+                let compressor = match &mut *cell {
+                    Some(c) => c,
+                    None => cell.insert(zstd::bulk::Compressor::new(3).ok()?),
+                };
+                compressor.compress(payload).ok()
+            })
             .filter(|c| (c.len() as f64) < payload.len() as f64 * (1.0 - ZSTD_MIN_SAVING))
     } else {
         None
@@ -459,14 +572,23 @@ pub(crate) fn parse_header(data: &[u8]) -> Result<ChunkHeader, DecodeError> {
     if (chunk_len as usize) < CHUNK_HEADER_LEN || chunk_len as usize > data.len() {
         return Err(bad(
             0,
-            format!("chunk length {chunk_len} is outside 80..={} (the bytes left)", data.len()),
+            format!(
+                "chunk length {chunk_len} is outside 80..={} (the bytes left)",
+                data.len()
+            ),
         ));
     }
     if count == 0 || count as usize > MAX_CHUNK_POINTS {
-        return Err(bad(4, format!("chunk point count {count} is outside 1..={MAX_CHUNK_POINTS}")));
+        return Err(bad(
+            4,
+            format!("chunk point count {count} is outside 1..={MAX_CHUNK_POINTS}"),
+        ));
     }
     if min_time > max_time || (count == 1 && min_time != max_time) {
-        return Err(bad(8, format!("chunk time range {min_time}..{max_time} is inconsistent")));
+        return Err(bad(
+            8,
+            format!("chunk time range {min_time}..{max_time} is inconsistent"),
+        ));
     }
     let value_type = FieldType::from_byte(type_byte)
         .ok_or_else(|| bad(24, format!("unknown value type {type_byte}")))?;
@@ -481,7 +603,12 @@ pub(crate) fn parse_header(data: &[u8]) -> Result<ChunkHeader, DecodeError> {
         .map_err(|reason| bad(32, reason))?;
     Ok(ChunkHeader {
         chunk_len,
-        stats: ChunkStats { count, min_time, max_time, values },
+        stats: ChunkStats {
+            count,
+            min_time,
+            max_time,
+            values,
+        },
         value_type,
         ts_encoding,
         value_encoding,
@@ -491,7 +618,11 @@ pub(crate) fn parse_header(data: &[u8]) -> Result<ChunkHeader, DecodeError> {
 }
 
 thread_local! {
-    static ZSTD_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// A zstd compressor per thread (level 3), reused across chunks at flush.
+    static ZSTD_COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    /// A zstd decompressor and a buffer per thread, reused across chunks.
+    static ZSTD_SCRATCH: RefCell<(Option<zstd::bulk::Decompressor<'static>>, Vec<u8>)> =
+        const { RefCell::new((None, Vec::new())) };
 }
 
 /// A chunk decode failure: the offset is relative to the start of the chunk.
@@ -503,7 +634,10 @@ pub(crate) struct ChunkDecodeError {
 
 impl From<DecodeError> for ChunkDecodeError {
     fn from(e: DecodeError) -> Self {
-        ChunkDecodeError { offset: e.offset, reason: e.reason }
+        ChunkDecodeError {
+            offset: e.offset,
+            reason: e.reason,
+        }
     }
 }
 
@@ -526,20 +660,31 @@ pub(crate) fn decode_chunk(
     ts_out.clear();
     values_out.reset(header.value_type);
     if header.flags & FLAG_ZSTD != 0 {
-        ZSTD_SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
+        ZSTD_SCRATCH.with(|cell| {
+            let (decompressor, scratch) = &mut *cell.borrow_mut();
+            let bad = |reason: String| ChunkDecodeError { offset: CHUNK_HEADER_LEN, reason };
+            // The frame header states the decompressed size; refuse anything over 64 MiB (a
+            // chunk holds at most MAX_CHUNK_POINTS values) before allocating for it.
+            let size = zstd::zstd_safe::get_frame_content_size(stored)
+                .ok()
+                .flatten()
+                .ok_or_else(|| bad("zstd payload has no valid frame header".into()))?;
+            if size > 64 << 20 {
+                return Err(bad(format!("zstd payload claims {size} bytes, more than 64 MiB")));
+            }
+            let decompressor = match decompressor {
+                Some(d) => d,
+                None => decompressor.insert(
+                    zstd::bulk::Decompressor::new()
+                        .map_err(|e| bad(format!("cannot create a zstd decompressor: {e}")))?,
+                ),
+            };
             scratch.clear();
-            // The decompressed size is bounded: a chunk holds at most MAX_CHUNK_POINTS values
-            // of at most MAX_STRING_BYTES each, but refuse anything over 64 MiB outright.
-            let limit = 64 << 20;
-            let decompressed = zstd::bulk::decompress(stored, limit).map_err(|e| {
-                ChunkDecodeError {
-                    offset: CHUNK_HEADER_LEN,
-                    reason: format!("zstd payload does not decompress: {e}"),
-                }
-            })?;
-            *scratch = decompressed;
-            decode_streams(&header, &scratch, ts_out, values_out)
+            scratch.reserve(size as usize);
+            decompressor
+                .decompress_to_buffer(stored, scratch)
+                .map_err(|e| bad(format!("zstd payload does not decompress: {e}")))?;
+            decode_streams(&header, scratch, ts_out, values_out)
         })?;
     } else {
         decode_streams(&header, stored, ts_out, values_out)?;
@@ -557,7 +702,10 @@ fn decode_streams(
     if ts_len > payload.len() {
         return Err(ChunkDecodeError {
             offset: 28,
-            reason: format!("timestamp stream length {ts_len} exceeds the payload ({})", payload.len()),
+            reason: format!(
+                "timestamp stream length {ts_len} exceeds the payload ({})",
+                payload.len()
+            ),
         });
     }
     decode_parts(
@@ -618,13 +766,17 @@ mod tests {
 
     #[test]
     fn float_stats_ignore_nan_for_min_and_max_but_not_for_sum() {
-        let stats = StatsBuilder::from_points(
-            &[1, 2, 3],
-            &ColumnValues::Float(vec![f64::NAN, 2.0, -1.0]),
-        )
-        .unwrap();
+        let stats =
+            StatsBuilder::from_points(&[1, 2, 3], &ColumnValues::Float(vec![f64::NAN, 2.0, -1.0]))
+                .unwrap();
         match stats.values {
-            ValueStats::Float { min, max, sum, first, last } => {
+            ValueStats::Float {
+                min,
+                max,
+                sum,
+                first,
+                last,
+            } => {
                 assert_eq!(min, -1.0);
                 assert_eq!(max, 2.0);
                 assert!(sum.is_nan());
@@ -639,16 +791,26 @@ mod tests {
     fn integer_sum_overflow_is_recorded_not_wrapped() {
         let stats =
             StatsBuilder::from_points(&[1, 2], &ColumnValues::Integer(vec![i64::MAX, 1])).unwrap();
-        assert!(matches!(stats.values, ValueStats::Integer { sum: None, .. }));
+        assert!(matches!(
+            stats.values,
+            ValueStats::Integer { sum: None, .. }
+        ));
         let mut out = Vec::new();
-        encode_chunk(&[1, 2], &ColumnValues::Integer(vec![i64::MAX, 1]), &mut out, true);
+        encode_chunk(
+            &[1, 2],
+            &ColumnValues::Integer(vec![i64::MAX, 1]),
+            &mut out,
+            true,
+        );
         let header = parse_header(&out).unwrap();
         assert_eq!(header.stats, stats);
     }
 
     #[test]
     fn chunk_round_trips_with_its_statistics_for_every_type() {
-        let ts: Vec<i64> = (0..300).map(|i| -5_000_000_000 + i * 1_000_000_007).collect();
+        let ts: Vec<i64> = (0..300)
+            .map(|i| -5_000_000_000 + i * 1_000_000_007)
+            .collect();
         let cases = vec![
             ColumnValues::Float((0..300).map(|i| (i as f64) * 0.25 - 3.0).collect()),
             ColumnValues::Integer((0..300).map(|i| i * i - 1000).collect()),

@@ -19,6 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::catalog::{Catalog, CreateError, decode_series_key, encode_series_key};
 use crate::chunk::ColumnValues;
 use crate::error::{EngineError, Result, WriteError};
+use crate::fsutil;
 use crate::head::{EncodedChunk, FrozenHead, Head, HeadOptions, HeadUsage, chunks_from_points};
 use crate::index_file::{self, IndexMeta};
 use crate::manifest::{MANIFEST_FILE, Manifest};
@@ -30,7 +31,6 @@ use crate::wal::{self, Wal};
 use crate::walrecord::{
     self, Definitions, KIND_CHECKPOINT, KIND_DEFINITIONS, KIND_POINTS, PointsEncoder,
 };
-use crate::fsutil;
 
 /// A column id and its encoded chunks, in time order.
 type ColumnChunkBytes = (u32, Vec<Vec<u8>>);
@@ -122,7 +122,11 @@ impl Database {
     /// Creates a new, empty database directory.
     pub(crate) fn create(dir: &Path, name: &str, options: Arc<EngineOptions>) -> Result<Database> {
         fsutil::create_dir_durable(dir)?;
-        let manifest = Manifest { name: name.to_string(), next_file_seq: 1, ..Manifest::default() };
+        let manifest = Manifest {
+            name: name.to_string(),
+            next_file_seq: 1,
+            ..Manifest::default()
+        };
         manifest.store(dir)?;
         Database::open(dir, options)
     }
@@ -132,7 +136,11 @@ impl Database {
     pub(crate) fn open(dir: &Path, options: Arc<EngineOptions>) -> Result<Database> {
         let started = Instant::now();
         let mut manifest = Manifest::load(dir)?.ok_or_else(|| {
-            EngineError::corrupt(dir.join(MANIFEST_FILE), 0, "the database directory has no MANIFEST")
+            EngineError::corrupt(
+                dir.join(MANIFEST_FILE),
+                0,
+                "the database directory has no MANIFEST",
+            )
         })?;
         remove_leftovers(dir, &manifest)?;
         let mut catalog = Catalog::default();
@@ -141,15 +149,27 @@ impl Database {
         }
         let mut segments = Vec::new();
         for meta in &manifest.segments {
-            segments.push(Arc::new(Segment::open(&dir.join(&meta.file_name), meta.clone())?));
+            segments.push(Arc::new(Segment::open(
+                &dir.join(&meta.file_name),
+                meta.clone(),
+            )?));
         }
         let mut head = Head::new(head_options(&options));
         let wal_path = wal_dir(dir);
-        let report = wal::replay(&wal_path, manifest.wal_start_seq, options.wal_skip_corrupt, |record| {
-            apply_record(&mut catalog, &mut head, record.payload).map_err(|e| {
-                EngineError::corrupt(record.path, record.offset + wal::FRAME_HEADER_LEN as u64 + e.offset as u64, e.reason)
-            })
-        })?;
+        let report = wal::replay(
+            &wal_path,
+            manifest.wal_start_seq,
+            options.wal_skip_corrupt,
+            |record| {
+                apply_record(&mut catalog, &mut head, record.payload).map_err(|e| {
+                    EngineError::corrupt(
+                        record.path,
+                        record.offset + wal::FRAME_HEADER_LEN as u64 + e.offset as u64,
+                        e.reason,
+                    )
+                })
+            },
+        )?;
         let next_seq = manifest
             .next_file_seq
             .max(report.last_seq.map_or(0, |s| s + 1))
@@ -175,10 +195,16 @@ impl Database {
             dir: dir.to_path_buf(),
             options,
             catalog: RwLock::new(catalog),
-            order: Mutex::new(OrderState { defined_series, defined_columns }),
+            order: Mutex::new(OrderState {
+                defined_series,
+                defined_columns,
+            }),
             wal,
             head: RwLock::new(head),
-            published: RwLock::new(Published { segments, frozen: Vec::new() }),
+            published: RwLock::new(Published {
+                segments,
+                frozen: Vec::new(),
+            }),
             manifest: Mutex::new(manifest),
             flush_lock: Mutex::new(()),
             closed: AtomicBool::new(false),
@@ -209,7 +235,9 @@ impl Database {
 
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::SeqCst) {
-            return Err(EngineError::Closed { name: self.name.clone() });
+            return Err(EngineError::Closed {
+                name: self.name.clone(),
+            });
         }
         Ok(())
     }
@@ -231,7 +259,13 @@ impl Database {
         let mut key = Vec::with_capacity(128);
         let complete = {
             let catalog = self.catalog.read();
-            resolve_existing(&catalog, batch, &mut key, &mut columns, &mut summary.rejected)
+            resolve_existing(
+                &catalog,
+                batch,
+                &mut key,
+                &mut columns,
+                &mut summary.rejected,
+            )
         };
         if !complete {
             columns.clear();
@@ -256,7 +290,8 @@ impl Database {
             summary.points_written += 1;
         }
         if summary.points_written == 0 {
-            self.points_rejected.fetch_add(summary.rejected.len() as u64, Ordering::Relaxed);
+            self.points_rejected
+                .fetch_add(summary.rejected.len() as u64, Ordering::Relaxed);
             return Ok(summary);
         }
         let payload = encoder.finish();
@@ -280,8 +315,10 @@ impl Database {
         };
         self.wal.wait_durable(lsn)?;
         summary.values_written = values_written;
-        self.points_written.fetch_add(summary.points_written as u64, Ordering::Relaxed);
-        self.points_rejected.fetch_add(summary.rejected.len() as u64, Ordering::Relaxed);
+        self.points_written
+            .fetch_add(summary.points_written as u64, Ordering::Relaxed);
+        self.points_rejected
+            .fetch_add(summary.rejected.len() as u64, Ordering::Relaxed);
         if self.head.read().usage().bytes() >= self.options.flush_bytes {
             self.flush_wanted.store(true, Ordering::Relaxed);
         }
@@ -294,7 +331,10 @@ impl Database {
         let total = head_bytes + flushing;
         if total >= self.options.max_head_bytes {
             self.flush_wanted.store(true, Ordering::Relaxed);
-            return Err(EngineError::MemoryPressure { head_bytes: total, limit: self.options.max_head_bytes });
+            return Err(EngineError::MemoryPressure {
+                head_bytes: total,
+                limit: self.options.max_head_bytes,
+            });
         }
         Ok(())
     }
@@ -317,7 +357,10 @@ impl Database {
             let measurement = point.measurement();
             let reject = |columns: &mut Vec<u32>, rejected: &mut Vec<Rejection>, error| {
                 columns.extend(std::iter::repeat_n(u32::MAX, fields.len()));
-                rejected.push(Rejection { point: index, error });
+                rejected.push(Rejection {
+                    point: index,
+                    error,
+                });
             };
             // A type conflict rejects the point before it creates anything.
             if let Some(error) = fields.iter().find_map(|(f, v)| {
@@ -340,11 +383,25 @@ impl Database {
                 None => {
                     let limit = self.options.max_series_per_database;
                     if limit > 0 && u64::from(catalog.series_count()) >= limit {
-                        reject(columns, rejected, WriteError::SeriesLimit { database: self.name.clone(), limit });
+                        reject(
+                            columns,
+                            rejected,
+                            WriteError::SeriesLimit {
+                                database: self.name.clone(),
+                                limit,
+                            },
+                        );
                         continue;
                     }
                     if catalog.series_count() == u32::MAX {
-                        reject(columns, rejected, WriteError::SeriesLimit { database: self.name.clone(), limit: u64::from(u32::MAX) });
+                        reject(
+                            columns,
+                            rejected,
+                            WriteError::SeriesLimit {
+                                database: self.name.clone(),
+                                limit: u64::from(u32::MAX),
+                            },
+                        );
                         continue;
                     }
                     let s = catalog.add_series(key, hash);
@@ -357,7 +414,14 @@ impl Database {
                 .filter(|(f, _)| catalog.find_column(series, f).is_none())
                 .count() as u64;
             if u64::from(catalog.column_count()) + new_columns >= u64::from(u32::MAX) {
-                reject(columns, rejected, WriteError::ColumnLimit { database: self.name.clone(), limit: u64::from(u32::MAX) - 1 });
+                reject(
+                    columns,
+                    rejected,
+                    WriteError::ColumnLimit {
+                        database: self.name.clone(),
+                        limit: u64::from(u32::MAX) - 1,
+                    },
+                );
                 continue;
             }
             for (field, value) in fields {
@@ -365,7 +429,12 @@ impl Database {
                     Some((column, _)) => column,
                     None => match catalog.add_column(series, field, value.field_type()) {
                         Ok(column) => {
-                            defs.columns.push((column, series, value.field_type(), field.to_string()));
+                            defs.columns.push((
+                                column,
+                                series,
+                                value.field_type(),
+                                field.to_string(),
+                            ));
                             column
                         }
                         // Checked above; kept as an error rather than a panic.
@@ -437,8 +506,18 @@ impl Database {
                 }
             });
             drop(head);
-            let checkpoint_lsn = if carried > 0 { Some(wal.append(&checkpoint.finish())) } else { None };
-            (frozen, new_wal_seq, order.defined_series, order.defined_columns, checkpoint_lsn)
+            let checkpoint_lsn = if carried > 0 {
+                Some(wal.append(&checkpoint.finish()))
+            } else {
+                None
+            };
+            (
+                frozen,
+                new_wal_seq,
+                order.defined_series,
+                order.defined_columns,
+                checkpoint_lsn,
+            )
         };
         // The old WAL files may be deleted only once the checkpoint is on disk.
         let checkpoint_ok = match checkpoint_lsn {
@@ -494,10 +573,19 @@ impl Database {
             manifest.next_file_seq += 1;
             let refs: Vec<ColumnChunks<'_>> = columns
                 .iter()
-                .map(|(c, chunks)| ColumnChunks { column: *c, chunks: chunks.iter().map(|c| c.as_slice()).collect() })
+                .map(|(c, chunks)| ColumnChunks {
+                    column: *c,
+                    chunks: chunks.iter().map(|c| c.as_slice()).collect(),
+                })
                 .collect();
             report.chunks_written += refs.iter().map(|c| c.chunks.len() as u64).sum::<u64>();
-            let meta = segment::write_segment(&self.dir, seq, *block_start, block_start.saturating_add(block), &refs)?;
+            let meta = segment::write_segment(
+                &self.dir,
+                seq,
+                *block_start,
+                block_start.saturating_add(block),
+                &refs,
+            )?;
             report.points_written += meta.n_points;
             report.bytes_written += meta.size;
             new_segments.push(meta);
@@ -509,7 +597,9 @@ impl Database {
             manifest.next_file_seq += 1;
             let catalog = self.catalog.read();
             let meta = if manifest.index_files.len() + 1 >= MAX_INDEX_FILES {
-                let meta = index_file::write_index(&self.dir, seq, &catalog, 0, series_cut, 0, column_cut)?;
+                let meta = index_file::write_index(
+                    &self.dir, seq, &catalog, 0, series_cut, 0, column_cut,
+                )?;
                 manifest.index_files.clear();
                 meta
             } else {
@@ -540,7 +630,10 @@ impl Database {
         manifest.next_file_seq = manifest.next_file_seq.max(new_wal_seq + 1);
         let mut opened = Vec::new();
         for meta in &new_segments {
-            opened.push(Arc::new(Segment::open(&self.dir.join(&meta.file_name), meta.clone())?));
+            opened.push(Arc::new(Segment::open(
+                &self.dir.join(&meta.file_name),
+                meta.clone(),
+            )?));
         }
         manifest.store(&self.dir)?;
         *self.manifest.lock() = manifest.clone();
@@ -557,18 +650,26 @@ impl Database {
         if let Ok(files) = wal::list_files(&wal_dir(&self.dir)) {
             for (seq, path) in files {
                 if seq < manifest.wal_start_seq
-                    && let Err(e) = std::fs::remove_file(&path) {
-                        tracing::warn!(file = %path.display(), error = %e, "could not remove an old WAL file");
-                    }
+                    && let Err(e) = std::fs::remove_file(&path)
+                {
+                    tracing::warn!(file = %path.display(), error = %e, "could not remove an old WAL file");
+                }
             }
         }
         Ok(report)
     }
 
     /// Columns of `measurement` (only those of `field` when given) whose tags pass `filter`.
-    pub fn select(&self, measurement: &str, field: Option<&str>, filter: &TagFilter) -> Vec<ColumnInfo> {
+    pub fn select(
+        &self,
+        measurement: &str,
+        field: Option<&str>,
+        filter: &TagFilter,
+    ) -> Vec<ColumnInfo> {
         let catalog = self.catalog.read();
-        let Some(m) = catalog.measurements.get(measurement) else { return Vec::new() };
+        let Some(m) = catalog.measurements.get(measurement) else {
+            return Vec::new();
+        };
         let mut ids = match field {
             Some(f) => match m.fields.get(f) {
                 Some(entry) => entry.columns.clone(),
@@ -579,7 +680,9 @@ impl Database {
         if !matches!(filter, TagFilter::All) {
             ids &= filter.evaluate(&catalog, measurement);
         }
-        ids.iter().filter_map(|id| column_info(&catalog, id)).collect()
+        ids.iter()
+            .filter_map(|id| column_info(&catalog, id))
+            .collect()
     }
 
     /// Information on one column.
@@ -589,7 +692,12 @@ impl Database {
 
     /// Measurement names, sorted.
     pub fn measurements(&self) -> Vec<String> {
-        self.catalog.read().measurements.keys().map(|k| k.to_string()).collect()
+        self.catalog
+            .read()
+            .measurements
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
     }
 
     /// Field keys of a measurement with their types, sorted by key.
@@ -598,7 +706,12 @@ impl Database {
         catalog
             .measurements
             .get(measurement)
-            .map(|m| m.fields.iter().map(|(k, f)| (k.to_string(), f.field_type)).collect())
+            .map(|m| {
+                m.fields
+                    .iter()
+                    .map(|(k, f)| (k.to_string(), f.field_type))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -615,12 +728,16 @@ impl Database {
     /// Values of tag `key` among the series of `measurement` that pass `filter`, sorted.
     pub fn tag_values(&self, measurement: &str, key: &str, filter: &TagFilter) -> Vec<String> {
         let catalog = self.catalog.read();
-        let Some(m) = catalog.measurements.get(measurement) else { return Vec::new() };
+        let Some(m) = catalog.measurements.get(measurement) else {
+            return Vec::new();
+        };
         let mut scope = m.columns.clone();
         if !matches!(filter, TagFilter::All) {
             scope &= filter.evaluate(&catalog, measurement);
         }
-        let Some(values) = catalog.postings.get(key) else { return Vec::new() };
+        let Some(values) = catalog.postings.get(key) else {
+            return Vec::new();
+        };
         values
             .iter()
             .filter(|(_, bitmap)| !bitmap.is_disjoint(&scope))
@@ -629,21 +746,36 @@ impl Database {
     }
 
     /// Series of a measurement that pass `filter`: (measurement, sorted tags), sorted.
-    pub fn series(&self, measurement: &str, filter: &TagFilter) -> Vec<(String, Vec<(String, String)>)> {
+    pub fn series(
+        &self,
+        measurement: &str,
+        filter: &TagFilter,
+    ) -> Vec<(String, Vec<(String, String)>)> {
         let catalog = self.catalog.read();
-        let Some(m) = catalog.measurements.get(measurement) else { return Vec::new() };
+        let Some(m) = catalog.measurements.get(measurement) else {
+            return Vec::new();
+        };
         let mut scope = m.columns.clone();
         if !matches!(filter, TagFilter::All) {
             scope &= filter.evaluate(&catalog, measurement);
         }
-        let mut series: Vec<u32> = scope.iter().filter_map(|c| catalog.column(c).map(|e| e.series)).collect();
+        let mut series: Vec<u32> = scope
+            .iter()
+            .filter_map(|c| catalog.column(c).map(|e| e.series))
+            .collect();
         series.sort_unstable();
         series.dedup();
         let mut out: Vec<(String, Vec<(String, String)>)> = series
             .into_iter()
             .filter_map(|s| decode_series_key(catalog.series_key(s)))
             .map(|p| {
-                (p.measurement.to_string(), p.tags.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+                (
+                    p.measurement.to_string(),
+                    p.tags
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                )
             })
             .collect();
         out.sort();
@@ -665,7 +797,9 @@ impl Database {
                 if segment.meta.max_time < min_time || segment.meta.min_time > max_time {
                     continue;
                 }
-                let Some(entry) = segment.find(column) else { continue };
+                let Some(entry) = segment.find(column) else {
+                    continue;
+                };
                 if entry.max_time < min_time || entry.min_time > max_time {
                     continue;
                 }
@@ -674,7 +808,11 @@ impl Database {
                         return Ok(false);
                     }
                     if header.stats.max_time >= min_time {
-                        sources.push(ChunkSource::Mapped { segment: segment.clone(), offset, header: *header });
+                        sources.push(ChunkSource::Mapped {
+                            segment: segment.clone(),
+                            offset,
+                            header: *header,
+                        });
                     }
                     Ok(true)
                 })?;
@@ -694,7 +832,11 @@ impl Database {
                 out.push((column, sources));
             }
         }
-        Ok(ReadView { min_time, max_time, columns: out })
+        Ok(ReadView {
+            min_time,
+            max_time,
+            columns: out,
+        })
     }
 
     pub fn stats(&self) -> DatabaseStats {
@@ -727,7 +869,11 @@ fn column_info(catalog: &Catalog, id: u32) -> Option<ColumnInfo> {
     Some(ColumnInfo {
         id,
         measurement: parts.measurement.to_string(),
-        tags: parts.tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        tags: parts
+            .tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         field: catalog.field_name(entry.field).to_string(),
         field_type: entry.field_type,
     })
@@ -754,7 +900,9 @@ fn resolve_existing(
         key.clear();
         encode_series_key(key, point.measurement(), point.tags());
         let hash = catalog.hash_key(key);
-        let Some(series) = catalog.find_series(key, hash) else { return false };
+        let Some(series) = catalog.find_series(key, hash) else {
+            return false;
+        };
         let start = columns.len();
         for (field, value) in point.fields() {
             match catalog.find_column(series, field) {
@@ -782,7 +930,10 @@ fn resolve_existing(
 
 /// The chunks of one frozen column, ready for a segment: (min time, encoded bytes) in time
 /// order, never overlapping, each re-encoded with the smallest encodings.
-fn segment_chunks(chunks: &[Arc<EncodedChunk>], options: &HeadOptions) -> Result<Vec<(i64, Vec<u8>)>> {
+fn segment_chunks(
+    chunks: &[Arc<EncodedChunk>],
+    options: &HeadOptions,
+) -> Result<Vec<(i64, Vec<u8>)>> {
     let mut sorted: Vec<&Arc<EncodedChunk>> = chunks.iter().collect();
     sorted.sort_by_key(|c| c.header.stats.min_time);
     let overlapping = sorted
@@ -790,10 +941,17 @@ fn segment_chunks(chunks: &[Arc<EncodedChunk>], options: &HeadOptions) -> Result
         .any(|w| w[1].header.stats.min_time <= w[0].header.stats.max_time);
     let mut out = Vec::new();
     let mut ts = Vec::new();
-    let field_type = chunks.first().map(|c| c.header.value_type).unwrap_or(FieldType::Float);
+    let field_type = chunks
+        .first()
+        .map(|c| c.header.value_type)
+        .unwrap_or(FieldType::Float);
     let mut values = ColumnValues::new(field_type);
     let bug = |e: crate::chunk::ChunkDecodeError| {
-        EngineError::corrupt("<head>", e.offset as u64, format!("BUG: a head chunk does not decode: {}", e.reason))
+        EngineError::corrupt(
+            "<head>",
+            e.offset as u64,
+            format!("BUG: a head chunk does not decode: {}", e.reason),
+        )
     };
     if !overlapping {
         for chunk in sorted {
@@ -831,9 +989,15 @@ pub(crate) fn apply_record(
     payload: &[u8],
 ) -> std::result::Result<(), crate::bytes::DecodeError> {
     let Some((&kind, body)) = payload.split_first() else {
-        return Err(crate::bytes::DecodeError { offset: 0, reason: "empty WAL record".into() });
+        return Err(crate::bytes::DecodeError {
+            offset: 0,
+            reason: "empty WAL record".into(),
+        });
     };
-    let shift = |e: crate::bytes::DecodeError| crate::bytes::DecodeError { offset: e.offset + 1, reason: e.reason };
+    let shift = |e: crate::bytes::DecodeError| crate::bytes::DecodeError {
+        offset: e.offset + 1,
+        reason: e.reason,
+    };
     match kind {
         KIND_DEFINITIONS => {
             let defs = Definitions::decode(body).map_err(shift)?;
@@ -841,49 +1005,77 @@ pub(crate) fn apply_record(
                 if id != catalog.series_count() {
                     return Err(crate::bytes::DecodeError {
                         offset: 0,
-                        reason: format!("defines series {id} but {} series exist", catalog.series_count()),
+                        reason: format!(
+                            "defines series {id} but {} series exist",
+                            catalog.series_count()
+                        ),
                     });
                 }
                 crate::catalog::validate_series_key(&key)
                     .map_err(|reason| crate::bytes::DecodeError { offset: 0, reason })?;
                 let hash = catalog.hash_key(&key);
                 if catalog.find_series(&key, hash).is_some() {
-                    return Err(crate::bytes::DecodeError { offset: 0, reason: "defines a series twice".into() });
+                    return Err(crate::bytes::DecodeError {
+                        offset: 0,
+                        reason: "defines a series twice".into(),
+                    });
                 }
                 catalog.add_series(&key, hash);
             }
             for (id, series, field_type, field) in defs.columns {
-                if id != catalog.column_count() || series >= catalog.series_count() || field.is_empty() {
+                if id != catalog.column_count()
+                    || series >= catalog.series_count()
+                    || field.is_empty()
+                {
                     return Err(crate::bytes::DecodeError {
                         offset: 0,
-                        reason: format!("defines column {id} of series {series}, which does not follow the catalog"),
+                        reason: format!(
+                            "defines column {id} of series {series}, which does not follow the catalog"
+                        ),
                     });
                 }
                 if catalog.find_column(series, &field).is_some() {
-                    return Err(crate::bytes::DecodeError { offset: 0, reason: "defines a column twice".into() });
+                    return Err(crate::bytes::DecodeError {
+                        offset: 0,
+                        reason: "defines a column twice".into(),
+                    });
                 }
-                catalog.add_column(series, &field, field_type).map_err(|_| crate::bytes::DecodeError {
-                    offset: 0,
-                    reason: format!("column {id} ({field}) conflicts with the type of an earlier column"),
-                })?;
+                catalog
+                    .add_column(series, &field, field_type)
+                    .map_err(|_| crate::bytes::DecodeError {
+                        offset: 0,
+                        reason: format!(
+                            "column {id} ({field}) conflicts with the type of an earlier column"
+                        ),
+                    })?;
             }
             Ok(())
         }
-        KIND_POINTS | KIND_CHECKPOINT => walrecord::decode_points(body, |column, ts, value| {
-            match catalog.column(column) {
+        KIND_POINTS | KIND_CHECKPOINT => {
+            walrecord::decode_points(body, |column, ts, value| match catalog.column(column) {
                 Some(entry) if entry.field_type == value.field_type() => {
                     head.append(column, entry.field_type, ts, &value);
                     Ok(())
                 }
                 Some(entry) => Err(crate::bytes::DecodeError {
                     offset: 0,
-                    reason: format!("a {} value for column {column}, which holds {}", value.field_type(), entry.field_type),
+                    reason: format!(
+                        "a {} value for column {column}, which holds {}",
+                        value.field_type(),
+                        entry.field_type
+                    ),
                 }),
-                None => Err(crate::bytes::DecodeError { offset: 0, reason: format!("points for undefined column {column}") }),
-            }
-        })
-        .map_err(shift),
-        other => Err(crate::bytes::DecodeError { offset: 0, reason: format!("unknown WAL record kind {other}") }),
+                None => Err(crate::bytes::DecodeError {
+                    offset: 0,
+                    reason: format!("points for undefined column {column}"),
+                }),
+            })
+            .map_err(shift)
+        }
+        other => Err(crate::bytes::DecodeError {
+            offset: 0,
+            reason: format!("unknown WAL record kind {other}"),
+        }),
     }
 }
 

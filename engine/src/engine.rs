@@ -37,7 +37,10 @@ pub struct Engine {
 
 /// Checks a database name: 1 to 255 bytes, no control characters.
 pub fn validate_database_name(name: &str) -> Result<()> {
-    let invalid = |reason| EngineError::InvalidDatabaseName { name: name.to_string(), reason };
+    let invalid = |reason| EngineError::InvalidDatabaseName {
+        name: name.to_string(),
+        reason,
+    };
     if name.is_empty() {
         return Err(invalid("it is empty"));
     }
@@ -111,7 +114,10 @@ impl Engine {
                 .spawn(move || background_loop(&shared))
                 .map_err(|e| EngineError::io("<thread>", e))?
         };
-        Ok(Engine { shared, background: Mutex::new(Some(background)) })
+        Ok(Engine {
+            shared,
+            background: Mutex::new(Some(background)),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -142,13 +148,20 @@ impl Engine {
         if let Some(db) = self.database(name) {
             return Ok(db);
         }
-        let dir = self.shared.dir.join(DATABASES_DIR).join(directory_name(name));
+        let dir = self
+            .shared
+            .dir
+            .join(DATABASES_DIR)
+            .join(directory_name(name));
         if dir.exists() {
             // A create that crashed before its manifest was written leaves an empty directory.
             std::fs::remove_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
         }
         let db = Arc::new(Database::create(&dir, name, self.shared.options.clone())?);
-        self.shared.databases.write().insert(name.to_string(), db.clone());
+        self.shared
+            .databases
+            .write()
+            .insert(name.to_string(), db.clone());
         tracing::info!(database = name, "created database");
         Ok(db)
     }
@@ -157,7 +170,9 @@ impl Engine {
     pub fn drop_database(&self, name: &str) -> Result<()> {
         let _admin = self.shared.admin.lock();
         let Some(db) = self.shared.databases.write().remove(name) else {
-            return Err(EngineError::DatabaseNotFound { name: name.to_string() });
+            return Err(EngineError::DatabaseNotFound {
+                name: name.to_string(),
+            });
         };
         db.close();
         let _flush = db.wait_for_flush();
@@ -257,7 +272,9 @@ fn background_loop(shared: &Shared) {
                     bytes = report.bytes_written,
                     "flushed"
                 ),
-                Err(e) => tracing::error!(database = db.name(), error = %e, "flush failed; will retry"),
+                Err(e) => {
+                    tracing::error!(database = db.name(), error = %e, "flush failed; will retry")
+                }
             }
         }
     }

@@ -18,13 +18,22 @@ pub enum EngineError {
     },
 
     #[error("corrupt file {path} at byte {offset}: {reason}")]
-    Corrupt { path: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
 
     #[error(
         "{path} was written by {kind} format version {found}; this tallyd reads up to version {supported}: \
          upgrade Tally or restore the directory from a backup written by this version"
     )]
-    UnsupportedVersion { path: PathBuf, kind: &'static str, found: u32, supported: u32 },
+    UnsupportedVersion {
+        path: PathBuf,
+        kind: &'static str,
+        found: u32,
+        supported: u32,
+    },
 
     #[error(
         "data directory {path} is locked by another process ({holder}); stop that process or pass \
@@ -47,7 +56,11 @@ pub enum EngineError {
          file from a backup, or start with `wal_skip_corrupt = true` (--wal-skip-corrupt) to skip \
          the damaged record and keep the rest"
     )]
-    WalCorruptInMiddle { path: PathBuf, offset: u64, reason: String },
+    WalCorruptInMiddle {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
 
     #[error(
         "writes are refused: the head holds {head_bytes} bytes, over the limit of {limit} bytes \
@@ -59,12 +72,18 @@ pub enum EngineError {
     Closed { name: String },
 
     #[error("invalid option {option}: {reason}")]
-    InvalidOption { option: &'static str, reason: String },
+    InvalidOption {
+        option: &'static str,
+        reason: String,
+    },
 }
 
 impl EngineError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> EngineError {
-        EngineError::Io { path: path.into(), source }
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn corrupt(
@@ -72,7 +91,11 @@ impl EngineError {
         offset: u64,
         reason: impl Into<String>,
     ) -> EngineError {
-        EngineError::Corrupt { path: path.into(), offset, reason: reason.into() }
+        EngineError::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
     }
 
     /// Whether the error means the disk is full (ENOSPC or EDQUOT): writes are refused until
@@ -80,7 +103,10 @@ impl EngineError {
     pub fn is_disk_full(&self) -> bool {
         match self {
             EngineError::Io { source, .. } => {
-                matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+                matches!(
+                    source.raw_os_error(),
+                    Some(libc::ENOSPC) | Some(libc::EDQUOT)
+                )
             }
             _ => false,
         }

@@ -21,7 +21,8 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
     {
         let mut file = File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
-        file.write_all(bytes).map_err(|e| EngineError::io(&tmp, e))?;
+        file.write_all(bytes)
+            .map_err(|e| EngineError::io(&tmp, e))?;
         file.sync_all().map_err(|e| EngineError::io(&tmp, e))?;
     }
     fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))?;
@@ -31,7 +32,10 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The temporary name a file is written under before it is renamed into place. Leftovers with
 /// this suffix are removed at start.
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
@@ -68,7 +72,10 @@ impl DirLock {
             .map_err(|e| EngineError::io(&path, e))?;
         // flock is per open file description, so a second open in this process is refused
         // too: that is what tests that open a directory twice expect.
-        #[expect(unsafe_code, reason = "flock(2) through libc has no safe wrapper in std")]
+        #[expect(
+            unsafe_code,
+            reason = "flock(2) through libc has no safe wrapper in std"
+        )]
         // SAFETY: the descriptor is valid for the duration of the call (`file` is alive) and
         // flock does not touch memory.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -80,7 +87,10 @@ impl DirLock {
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| "unknown process".to_string());
-                return Err(EngineError::Locked { path: dir.to_path_buf(), holder });
+                return Err(EngineError::Locked {
+                    path: dir.to_path_buf(),
+                    holder,
+                });
             }
             return Err(EngineError::io(&path, err));
         }

@@ -13,8 +13,16 @@ pub fn chunk(data: &[u8]) {
     let mut ts = Vec::new();
     let mut values = ColumnValues::new(FieldType::Float);
     if let Ok(header) = decode_chunk(data, &mut ts, &mut values) {
-        assert_eq!(ts.len(), header.stats.count as usize, "BUG: decoded count differs from the header");
-        assert_eq!(values.len(), ts.len(), "BUG: decoded value and timestamp counts differ");
+        assert_eq!(
+            ts.len(),
+            header.stats.count as usize,
+            "BUG: decoded count differs from the header"
+        );
+        assert_eq!(
+            values.len(),
+            ts.len(),
+            "BUG: decoded value and timestamp counts differ"
+        );
     }
 }
 
@@ -23,10 +31,17 @@ pub fn wal(data: &[u8]) {
     let mut catalog = Catalog::default();
     let mut head = Head::new(HeadOptions::default());
     let mut report = crate::wal::ReplayReport::default();
-    let _ = crate::wal::replay_file(std::path::Path::new("fuzz.wal"), data, true, &mut report, &mut |record| {
-        crate::database::apply_record(&mut catalog, &mut head, record.payload)
-            .map_err(|e| crate::error::EngineError::corrupt(record.path, record.offset, e.reason))
-    });
+    let _ = crate::wal::replay_file(
+        std::path::Path::new("fuzz.wal"),
+        data,
+        true,
+        &mut report,
+        &mut |record| {
+            crate::database::apply_record(&mut catalog, &mut head, record.payload).map_err(|e| {
+                crate::error::EngineError::corrupt(record.path, record.offset, e.reason)
+            })
+        },
+    );
 }
 
 /// Opens `data` as a segment file (written to a temporary file, since segments are mapped)

@@ -35,7 +35,10 @@ impl EncodedChunk {
         // Chunks built here are valid by construction; a failure would be a bug, which the
         // caller reports rather than storing a chunk it cannot read back.
         let header = parse_header(&bytes).ok()?;
-        Some(EncodedChunk { header, bytes: bytes.into_boxed_slice() })
+        Some(EncodedChunk {
+            header,
+            bytes: bytes.into_boxed_slice(),
+        })
     }
 
     pub(crate) fn encode(ts: &[i64], values: &ColumnValues) -> Option<EncodedChunk> {
@@ -241,7 +244,11 @@ pub(crate) struct Head {
 
 impl Head {
     pub(crate) fn new(options: HeadOptions) -> Head {
-        Head { columns: Vec::new(), options, usage: HeadUsage::default() }
+        Head {
+            columns: Vec::new(),
+            options,
+            usage: HeadUsage::default(),
+        }
     }
 
     pub(crate) fn usage(&self) -> HeadUsage {
@@ -375,19 +382,23 @@ impl Head {
             }
         }
         self.usage.points = self.usage.open_points + self.usage.out_of_order_points;
-        FrozenHead { columns: frozen, bytes }
+        FrozenHead {
+            columns: frozen,
+            bytes,
+        }
     }
 
     /// Calls `visit` with every open chunk's points (the state a checkpoint must carry).
-    pub(crate) fn for_each_open_chunk(
-        &self,
-        mut visit: impl FnMut(u32, &[i64], &ColumnValues),
-    ) {
+    pub(crate) fn for_each_open_chunk(&self, mut visit: impl FnMut(u32, &[i64], &ColumnValues)) {
         let mut ts = Vec::new();
         let mut values = ColumnValues::new(FieldType::Float);
         for (index, slot) in self.columns.iter().enumerate() {
-            let Some(open) = slot.as_ref().and_then(|c| c.open.as_ref()) else { continue };
-            let Some(chunk) = open.to_encoded() else { continue };
+            let Some(open) = slot.as_ref().and_then(|c| c.open.as_ref()) else {
+                continue;
+            };
+            let Some(chunk) = open.to_encoded() else {
+                continue;
+            };
             if crate::chunk::decode_chunk(&chunk.bytes, &mut ts, &mut values).is_ok() {
                 visit(index as u32, &ts, &values);
             }
@@ -403,9 +414,12 @@ impl Head {
         max_time: i64,
         out: &mut Vec<Arc<EncodedChunk>>,
     ) {
-        let Some(Some(col)) = self.columns.get(column as usize) else { return };
-        let overlaps =
-            |c: &EncodedChunk| c.header.stats.min_time <= max_time && c.header.stats.max_time >= min_time;
+        let Some(Some(col)) = self.columns.get(column as usize) else {
+            return;
+        };
+        let overlaps = |c: &EncodedChunk| {
+            c.header.stats.min_time <= max_time && c.header.stats.max_time >= min_time
+        };
         for chunk in &col.sealed {
             if overlaps(chunk) {
                 out.push(chunk.clone());
@@ -432,7 +446,10 @@ impl Head {
             }
             let field_type = deduped.first().map(|(_, v)| v.field_type());
             if let Some(field_type) = field_type {
-                let options = HeadOptions { max_chunk_points: MAX_CHUNK_POINTS, ..self.options };
+                let options = HeadOptions {
+                    max_chunk_points: MAX_CHUNK_POINTS,
+                    ..self.options
+                };
                 for chunk in chunks_from_points(&deduped, field_type, &options) {
                     if overlaps(&chunk) {
                         out.push(Arc::new(chunk));
@@ -460,7 +477,9 @@ pub(crate) fn chunks_from_points(
             values.clear();
         }
         if ts.is_empty() {
-            span_end = t.div_euclid(options.chunk_span).saturating_mul(options.chunk_span)
+            span_end = t
+                .div_euclid(options.chunk_span)
+                .saturating_mul(options.chunk_span)
                 .saturating_add(options.chunk_span);
         }
         ts.push(*t);

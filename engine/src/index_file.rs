@@ -62,7 +62,9 @@ pub(crate) fn write_index(
     let mut postings: std::collections::BTreeMap<(&str, &str), RoaringBitmap> =
         std::collections::BTreeMap::new();
     for id in first_column..end_column {
-        let Some(col) = catalog.column(id) else { continue };
+        let Some(col) = catalog.column(id) else {
+            continue;
+        };
         put_uvarint(&mut body, u64::from(col.series));
         body.push(col.field_type.to_byte());
         put_bytes(&mut body, catalog.field_name(col.field).as_bytes());
@@ -78,7 +80,9 @@ pub(crate) fn write_index(
         put_bytes(&mut body, k.as_bytes());
         put_bytes(&mut body, v.as_bytes());
         serialized.clear();
-        bitmap.serialize_into(&mut serialized).map_err(|e| EngineError::io(dir, e))?;
+        bitmap
+            .serialize_into(&mut serialized)
+            .map_err(|e| EngineError::io(dir, e))?;
         put_bytes(&mut body, &serialized);
     }
     let raw_len = body.len();
@@ -112,7 +116,13 @@ pub(crate) fn load_index(path: &Path, meta: &IndexMeta, catalog: &mut Catalog) -
     let data = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
     let corrupt = |offset: usize, reason: String| EngineError::corrupt(path, offset as u64, reason);
     if data.len() < HEADER_LEN + TRAILER_LEN {
-        return Err(corrupt(0, format!("file of {} bytes is too short for an index file", data.len())));
+        return Err(corrupt(
+            0,
+            format!(
+                "file of {} bytes is too short for an index file",
+                data.len()
+            ),
+        ));
     }
     if &data[0..8] != INDEX_MAGIC {
         return Err(corrupt(0, "not a Tally index file (bad magic)".into()));
@@ -137,14 +147,20 @@ pub(crate) fn load_index(path: &Path, meta: &IndexMeta, catalog: &mut Catalog) -
     let raw_len = u64::from_le_bytes(raw_len_bytes);
     let crc = u32::from_le_bytes([t[8], t[9], t[10], t[11]]);
     if &t[12..16] != TRAILER_MAGIC {
-        return Err(corrupt(data.len() - 4, "bad trailer magic (truncated or damaged file)".into()));
+        return Err(corrupt(
+            data.len() - 4,
+            "bad trailer magic (truncated or damaged file)".into(),
+        ));
     }
     let stored = &data[HEADER_LEN..trailer_at];
     if crc32fast::hash(stored) != crc {
         return Err(corrupt(HEADER_LEN, "index body checksum mismatch".into()));
     }
     if raw_len > MAX_BODY_BYTES as u64 {
-        return Err(corrupt(trailer_at, format!("body length {raw_len} is implausible")));
+        return Err(corrupt(
+            trailer_at,
+            format!("body length {raw_len} is implausible"),
+        ));
     }
     let decompressed;
     let body: &[u8] = if flags & FLAG_ZSTD != 0 {
@@ -155,22 +171,49 @@ pub(crate) fn load_index(path: &Path, meta: &IndexMeta, catalog: &mut Catalog) -
         stored
     };
     if body.len() as u64 != raw_len {
-        return Err(corrupt(trailer_at, format!("body is {} bytes, trailer says {raw_len}", body.len())));
+        return Err(corrupt(
+            trailer_at,
+            format!("body is {} bytes, trailer says {raw_len}", body.len()),
+        ));
     }
     // Offsets inside a compressed body are offsets into the decompressed bytes; say so.
-    let where_ = if flags & FLAG_ZSTD != 0 { "decompressed body" } else { "body" };
+    let where_ = if flags & FLAG_ZSTD != 0 {
+        "decompressed body"
+    } else {
+        "body"
+    };
     let body_error = |e: crate::bytes::DecodeError| {
-        let offset = if flags & FLAG_ZSTD != 0 { HEADER_LEN } else { HEADER_LEN + e.offset };
-        EngineError::corrupt(path, offset as u64, format!("{} (at byte {} of the {where_})", e.reason, e.offset))
+        let offset = if flags & FLAG_ZSTD != 0 {
+            HEADER_LEN
+        } else {
+            HEADER_LEN + e.offset
+        };
+        EngineError::corrupt(
+            path,
+            offset as u64,
+            format!("{} (at byte {} of the {where_})", e.reason, e.offset),
+        )
     };
     let mut r = Reader::new(body);
-    let first_series = r.uvarint_max(u64::from(u32::MAX), "first series id").map_err(body_error)? as u32;
-    let n_series = r.uvarint_max(u64::from(u32::MAX), "series count").map_err(body_error)? as u32;
-    if first_series != catalog.series_count() || first_series != meta.first_series || n_series != meta.n_series {
-        return Err(corrupt(HEADER_LEN, format!(
-            "holds series {first_series}..+{n_series} but {} series are loaded and the manifest says {}..+{}",
-            catalog.series_count(), meta.first_series, meta.n_series
-        )));
+    let first_series = r
+        .uvarint_max(u64::from(u32::MAX), "first series id")
+        .map_err(body_error)? as u32;
+    let n_series = r
+        .uvarint_max(u64::from(u32::MAX), "series count")
+        .map_err(body_error)? as u32;
+    if first_series != catalog.series_count()
+        || first_series != meta.first_series
+        || n_series != meta.n_series
+    {
+        return Err(corrupt(
+            HEADER_LEN,
+            format!(
+                "holds series {first_series}..+{n_series} but {} series are loaded and the manifest says {}..+{}",
+                catalog.series_count(),
+                meta.first_series,
+                meta.n_series
+            ),
+        ));
     }
     for _ in 0..n_series {
         let at = r.position();
@@ -180,34 +223,62 @@ pub(crate) fn load_index(path: &Path, meta: &IndexMeta, catalog: &mut Catalog) -
         }
         let hash = catalog.hash_key(key);
         if catalog.find_series(key, hash).is_some() {
-            return Err(body_error(crate::bytes::DecodeError { offset: at, reason: "duplicate series key".into() }));
+            return Err(body_error(crate::bytes::DecodeError {
+                offset: at,
+                reason: "duplicate series key".into(),
+            }));
         }
         catalog.add_series(key, hash);
     }
-    let first_column = r.uvarint_max(u64::from(u32::MAX), "first column id").map_err(body_error)? as u32;
-    let n_columns = r.uvarint_max(u64::from(u32::MAX), "column count").map_err(body_error)? as u32;
-    if first_column != catalog.column_count() || first_column != meta.first_column || n_columns != meta.n_columns {
-        return Err(corrupt(HEADER_LEN, format!(
-            "holds columns {first_column}..+{n_columns} but {} columns are loaded and the manifest says {}..+{}",
-            catalog.column_count(), meta.first_column, meta.n_columns
-        )));
+    let first_column = r
+        .uvarint_max(u64::from(u32::MAX), "first column id")
+        .map_err(body_error)? as u32;
+    let n_columns = r
+        .uvarint_max(u64::from(u32::MAX), "column count")
+        .map_err(body_error)? as u32;
+    if first_column != catalog.column_count()
+        || first_column != meta.first_column
+        || n_columns != meta.n_columns
+    {
+        return Err(corrupt(
+            HEADER_LEN,
+            format!(
+                "holds columns {first_column}..+{n_columns} but {} columns are loaded and the manifest says {}..+{}",
+                catalog.column_count(),
+                meta.first_column,
+                meta.n_columns
+            ),
+        ));
     }
     for _ in 0..n_columns {
         let at = r.position();
-        let series = r.uvarint_max(u64::from(u32::MAX), "series id").map_err(body_error)? as u32;
+        let series = r
+            .uvarint_max(u64::from(u32::MAX), "series id")
+            .map_err(body_error)? as u32;
         if series >= catalog.series_count() {
             return Err(body_error(crate::bytes::DecodeError {
                 offset: at,
-                reason: format!("column refers to series {series}, but only {} exist", catalog.series_count()),
+                reason: format!(
+                    "column refers to series {series}, but only {} exist",
+                    catalog.series_count()
+                ),
             }));
         }
         let type_byte = r.u8().map_err(body_error)?;
         let field_type = FieldType::from_byte(type_byte).ok_or_else(|| {
-            body_error(crate::bytes::DecodeError { offset: at, reason: format!("unknown field type {type_byte}") })
+            body_error(crate::bytes::DecodeError {
+                offset: at,
+                reason: format!("unknown field type {type_byte}"),
+            })
         })?;
-        let field = r.len_str(MAX_NAME_BYTES, "field name").map_err(body_error)?;
+        let field = r
+            .len_str(MAX_NAME_BYTES, "field name")
+            .map_err(body_error)?;
         if field.is_empty() || catalog.find_column(series, field).is_some() {
-            return Err(body_error(crate::bytes::DecodeError { offset: at, reason: "empty or duplicate field".into() }));
+            return Err(body_error(crate::bytes::DecodeError {
+                offset: at,
+                reason: "empty or duplicate field".into(),
+            }));
         }
         catalog.add_column(series, field, field_type).map_err(|_| {
             body_error(crate::bytes::DecodeError {
@@ -218,14 +289,21 @@ pub(crate) fn load_index(path: &Path, meta: &IndexMeta, catalog: &mut Catalog) -
     }
     // The postings were rebuilt from the columns above; the stored ones must agree with them,
     // which catches an index file whose parts were damaged consistently enough to pass the crc.
-    let n_postings = r.uvarint_max(u64::from(u32::MAX), "postings count").map_err(body_error)?;
+    let n_postings = r
+        .uvarint_max(u64::from(u32::MAX), "postings count")
+        .map_err(body_error)?;
     for _ in 0..n_postings {
         let at = r.position();
         let key = r.len_str(MAX_NAME_BYTES, "tag key").map_err(body_error)?;
         let value = r.len_str(MAX_NAME_BYTES, "tag value").map_err(body_error)?;
-        let bytes = r.len_bytes(1 << 30, "postings bitmap").map_err(body_error)?;
+        let bytes = r
+            .len_bytes(1 << 30, "postings bitmap")
+            .map_err(body_error)?;
         let bitmap = RoaringBitmap::deserialize_from(bytes).map_err(|e| {
-            body_error(crate::bytes::DecodeError { offset: at, reason: format!("postings bitmap does not decode: {e}") })
+            body_error(crate::bytes::DecodeError {
+                offset: at,
+                reason: format!("postings bitmap does not decode: {e}"),
+            })
         })?;
         let expected = catalog
             .postings

@@ -34,11 +34,15 @@ pub(crate) struct Manifest {
 
 impl Manifest {
     pub(crate) fn indexed_series(&self) -> u32 {
-        self.index_files.last().map_or(0, |m| m.first_series + m.n_series)
+        self.index_files
+            .last()
+            .map_or(0, |m| m.first_series + m.n_series)
     }
 
     pub(crate) fn indexed_columns(&self) -> u32 {
-        self.index_files.last().map_or(0, |m| m.first_column + m.n_columns)
+        self.index_files
+            .last()
+            .map_or(0, |m| m.first_column + m.n_columns)
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -80,9 +84,13 @@ impl Manifest {
     }
 
     pub(crate) fn decode(path: &Path, data: &[u8]) -> Result<Manifest> {
-        let corrupt = |offset: usize, reason: String| EngineError::corrupt(path, offset as u64, reason);
+        let corrupt =
+            |offset: usize, reason: String| EngineError::corrupt(path, offset as u64, reason);
         if data.len() < 16 {
-            return Err(corrupt(0, format!("file of {} bytes is too short for a manifest", data.len())));
+            return Err(corrupt(
+                0,
+                format!("file of {} bytes is too short for a manifest", data.len()),
+            ));
         }
         if &data[0..8] != MANIFEST_MAGIC {
             return Err(corrupt(0, "not a Tally manifest (bad magic)".into()));
@@ -97,7 +105,12 @@ impl Manifest {
             });
         }
         let body_end = data.len() - 4;
-        let crc = u32::from_le_bytes([data[body_end], data[body_end + 1], data[body_end + 2], data[body_end + 3]]);
+        let crc = u32::from_le_bytes([
+            data[body_end],
+            data[body_end + 1],
+            data[body_end + 2],
+            data[body_end + 3],
+        ]);
         if crc32fast::hash(&data[..body_end]) != crc {
             return Err(corrupt(body_end, "manifest checksum mismatch".into()));
         }
@@ -156,7 +169,10 @@ impl Manifest {
             next_series += u64::from(meta.n_series);
             next_column += u64::from(meta.n_columns);
             if next_series > max || next_column > max {
-                return Err(DecodeError { offset: at, reason: "index id ranges overflow".into() });
+                return Err(DecodeError {
+                    offset: at,
+                    reason: "index id ranges overflow".into(),
+                });
             }
             index_files.push(meta);
         }
@@ -170,7 +186,14 @@ impl Manifest {
         if !r.is_empty() {
             return Err(r.error("trailing bytes after the manifest body"));
         }
-        Ok(Manifest { name, next_file_seq, wal_start_seq, segments, index_files, options })
+        Ok(Manifest {
+            name,
+            next_file_seq,
+            wal_start_seq,
+            segments,
+            index_files,
+            options,
+        })
     }
 
     pub(crate) fn load(dir: &Path) -> Result<Option<Manifest>> {
@@ -197,7 +220,10 @@ fn checked_file_name(r: &mut Reader<'_>, suffix: &str) -> std::result::Result<St
         || name.contains(['/', '\\', '\0'])
         || name.starts_with('.')
     {
-        return Err(DecodeError { offset: at, reason: format!("invalid file name {name:?}") });
+        return Err(DecodeError {
+            offset: at,
+            reason: format!("invalid file name {name:?}"),
+        });
     }
     Ok(name.to_string())
 }

@@ -59,7 +59,10 @@ impl FieldType {
 
     /// Whether values of this type can be summed, averaged and compared numerically.
     pub fn is_numeric(self) -> bool {
-        matches!(self, FieldType::Float | FieldType::Integer | FieldType::Unsigned)
+        matches!(
+            self,
+            FieldType::Float | FieldType::Integer | FieldType::Unsigned
+        )
     }
 }
 
@@ -124,7 +127,11 @@ pub enum PointError {
     #[error("name of {len} bytes is longer than the limit of {limit} bytes")]
     NameTooLong { len: usize, limit: usize },
     #[error("string field {key:?} of {len} bytes is longer than the limit of {limit} bytes")]
-    StringTooLong { key: String, len: usize, limit: usize },
+    StringTooLong {
+        key: String,
+        len: usize,
+        limit: usize,
+    },
     #[error("\"time\" cannot be used as a {what}: it names the timestamp in queries")]
     ReservedName { what: &'static str },
     #[error("{count} tags exceed the limit of {limit} tags per point")]
@@ -253,7 +260,10 @@ impl<'a> PointBatch<'a> {
         check_name_len(&open.measurement)?;
         let tags = &mut self.tags[open.tags.start as usize..open.tags.end as usize];
         if tags.len() > MAX_TAGS {
-            return Err(PointError::TooManyTags { count: tags.len(), limit: MAX_TAGS });
+            return Err(PointError::TooManyTags {
+                count: tags.len(),
+                limit: MAX_TAGS,
+            });
         }
         if !tags.windows(2).all(|w| w[0].0 < w[1].0) {
             tags.sort_by(|a, b| a.0.cmp(&b.0));
@@ -263,7 +273,9 @@ impl<'a> PointBatch<'a> {
                 return Err(PointError::EmptyTagKey);
             }
             if value.is_empty() {
-                return Err(PointError::EmptyTagValue { key: key.to_string() });
+                return Err(PointError::EmptyTagValue {
+                    key: key.to_string(),
+                });
             }
             if key == "time" {
                 return Err(PointError::ReservedName { what: "tag key" });
@@ -271,7 +283,9 @@ impl<'a> PointBatch<'a> {
             check_name_len(key)?;
             check_name_len(value)?;
             if i > 0 && tags[i - 1].0 == *key {
-                return Err(PointError::DuplicateTagKey { key: key.to_string() });
+                return Err(PointError::DuplicateTagKey {
+                    key: key.to_string(),
+                });
             }
         }
         let fields = &self.fields[open.fields.start as usize..open.fields.end as usize];
@@ -298,14 +312,18 @@ impl<'a> PointBatch<'a> {
             // Points rarely have more than a handful of fields, so a quadratic check is
             // cheaper than sorting or hashing; wide points are checked after a sort below.
             if fields.len() <= 32 && fields[..i].iter().any(|(k, _)| k == key) {
-                return Err(PointError::DuplicateFieldKey { key: key.to_string() });
+                return Err(PointError::DuplicateFieldKey {
+                    key: key.to_string(),
+                });
             }
         }
         if fields.len() > 32 {
             let mut keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_ref()).collect();
             keys.sort_unstable();
             if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-                return Err(PointError::DuplicateFieldKey { key: w[0].to_string() });
+                return Err(PointError::DuplicateFieldKey {
+                    key: w[0].to_string(),
+                });
             }
         }
         Ok(())
@@ -335,17 +353,24 @@ impl<'a> PointBatch<'a> {
 
     /// The finished points, in the order they were added.
     pub fn points(&self) -> impl ExactSizeIterator<Item = PointRef<'_, 'a>> + '_ {
-        self.points.iter().map(move |entry| PointRef { batch: self, entry })
+        self.points
+            .iter()
+            .map(move |entry| PointRef { batch: self, entry })
     }
 
     pub fn point(&self, index: usize) -> Option<PointRef<'_, 'a>> {
-        self.points.get(index).map(|entry| PointRef { batch: self, entry })
+        self.points
+            .get(index)
+            .map(|entry| PointRef { batch: self, entry })
     }
 }
 
 fn check_name_len(name: &str) -> Result<(), PointError> {
     if name.len() > MAX_NAME_BYTES {
-        return Err(PointError::NameTooLong { len: name.len(), limit: MAX_NAME_BYTES });
+        return Err(PointError::NameTooLong {
+            len: name.len(),
+            limit: MAX_NAME_BYTES,
+        });
     }
     Ok(())
 }
@@ -399,15 +424,27 @@ mod tests {
     fn finish_point_sorts_tags_and_keeps_batch_usable_after_an_error() {
         let mut batch = PointBatch::new();
         batch
-            .push("cpu", [(c("z"), c("1")), (c("a"), c("2"))], [(c("v"), FieldValue::Float(1.0))], 5)
+            .push(
+                "cpu",
+                [(c("z"), c("1")), (c("a"), c("2"))],
+                [(c("v"), FieldValue::Float(1.0))],
+                5,
+            )
             .unwrap();
         let err = batch
-            .push("cpu", [(c("a"), c("1")), (c("a"), c("2"))], [(c("v"), FieldValue::Float(1.0))], 6)
+            .push(
+                "cpu",
+                [(c("a"), c("1")), (c("a"), c("2"))],
+                [(c("v"), FieldValue::Float(1.0))],
+                6,
+            )
             .unwrap_err();
         assert_eq!(err, PointError::DuplicateTagKey { key: "a".into() });
         let err = batch.push("cpu", [], [], 7).unwrap_err();
         assert_eq!(err, PointError::NoFields);
-        batch.push("mem", [], [(c("used"), FieldValue::Integer(3))], 8).unwrap();
+        batch
+            .push("mem", [], [(c("used"), FieldValue::Integer(3))], 8)
+            .unwrap();
         assert_eq!(batch.len(), 2);
         assert_eq!(batch.n_values(), 2);
         let first = batch.point(0).unwrap();
@@ -426,7 +463,10 @@ mod tests {
             .push(
                 "m",
                 [],
-                [(c("f"), FieldValue::Integer(1)), (c("f"), FieldValue::Integer(2))],
+                [
+                    (c("f"), FieldValue::Integer(1)),
+                    (c("f"), FieldValue::Integer(2)),
+                ],
                 0,
             )
             .unwrap_err();

@@ -61,7 +61,8 @@ impl EngineOptions {
 
     /// Checks the settings against each other and their limits.
     pub fn validate(&self) -> Result<()> {
-        let invalid = |option: &'static str, reason: String| EngineError::InvalidOption { option, reason };
+        let invalid =
+            |option: &'static str, reason: String| EngineError::InvalidOption { option, reason };
         let span = self.chunk_span_ns();
         let block = self.block_duration_ns();
         if span < 1_000_000_000 {
@@ -70,17 +71,27 @@ impl EngineOptions {
         if block < span || block % span != 0 {
             return Err(invalid(
                 "block_duration",
-                format!("must be a multiple of chunk_span ({:?}), got {:?}", self.chunk_span, self.block_duration),
+                format!(
+                    "must be a multiple of chunk_span ({:?}), got {:?}",
+                    self.chunk_span, self.block_duration
+                ),
             ));
         }
         if !(2..=crate::codec::MAX_CHUNK_POINTS).contains(&self.max_chunk_points) {
             return Err(invalid(
                 "max_chunk_points",
-                format!("must be in 2..={}, got {}", crate::codec::MAX_CHUNK_POINTS, self.max_chunk_points),
+                format!(
+                    "must be in 2..={}, got {}",
+                    crate::codec::MAX_CHUNK_POINTS,
+                    self.max_chunk_points
+                ),
             ));
         }
         if self.wal_rotate_bytes < 1 << 16 {
-            return Err(invalid("wal_rotate_bytes", "must be at least 64 KiB".into()));
+            return Err(invalid(
+                "wal_rotate_bytes",
+                "must be at least 64 KiB".into(),
+            ));
         }
         if self.flush_bytes == 0 || self.max_head_bytes <= self.flush_bytes {
             return Err(invalid(

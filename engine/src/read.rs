@@ -14,8 +14,8 @@ use std::sync::Arc;
 use regex::Regex;
 use roaring::RoaringBitmap;
 
-use crate::chunk::{ChunkHeader, ChunkStats, ColumnValues, StatsBuilder, decode_chunk};
 use crate::catalog::{Catalog, TagMatcher};
+use crate::chunk::{ChunkHeader, ChunkStats, ColumnValues, StatsBuilder, decode_chunk};
 use crate::error::{EngineError, Result};
 use crate::head::EncodedChunk;
 use crate::model::FieldType;
@@ -35,24 +35,40 @@ pub enum TagFilter {
 
 impl TagFilter {
     pub fn equal(key: impl Into<String>, value: impl Into<String>) -> TagFilter {
-        TagFilter::Match(TagMatcher::Equal { key: key.into(), value: value.into() })
+        TagFilter::Match(TagMatcher::Equal {
+            key: key.into(),
+            value: value.into(),
+        })
     }
 
     pub fn not_equal(key: impl Into<String>, value: impl Into<String>) -> TagFilter {
-        TagFilter::Match(TagMatcher::NotEqual { key: key.into(), value: value.into() })
+        TagFilter::Match(TagMatcher::NotEqual {
+            key: key.into(),
+            value: value.into(),
+        })
     }
 
     pub fn regex(key: impl Into<String>, regex: Regex) -> TagFilter {
-        TagFilter::Match(TagMatcher::Regex { key: key.into(), regex })
+        TagFilter::Match(TagMatcher::Regex {
+            key: key.into(),
+            regex,
+        })
     }
 
     pub fn not_regex(key: impl Into<String>, regex: Regex) -> TagFilter {
-        TagFilter::Match(TagMatcher::NotRegex { key: key.into(), regex })
+        TagFilter::Match(TagMatcher::NotRegex {
+            key: key.into(),
+            regex,
+        })
     }
 
     pub(crate) fn evaluate(&self, catalog: &Catalog, measurement: &str) -> RoaringBitmap {
         let all = || {
-            catalog.measurements.get(measurement).map(|m| m.columns.clone()).unwrap_or_default()
+            catalog
+                .measurements
+                .get(measurement)
+                .map(|m| m.columns.clone())
+                .unwrap_or_default()
         };
         match self {
             TagFilter::All => all(),
@@ -103,7 +119,11 @@ impl ColumnInfo {
 #[derive(Clone)]
 pub(crate) enum ChunkSource {
     Memory(Arc<EncodedChunk>),
-    Mapped { segment: Arc<Segment>, offset: u64, header: ChunkHeader },
+    Mapped {
+        segment: Arc<Segment>,
+        offset: u64,
+        header: ChunkHeader,
+    },
 }
 
 impl ChunkSource {
@@ -119,9 +139,17 @@ impl ChunkSource {
             ChunkSource::Memory(chunk) => decode_chunk(&chunk.bytes, ts, values)
                 .map(|_| ())
                 .map_err(|e| {
-                    EngineError::corrupt("<head>", e.offset as u64, format!("BUG: head chunk does not decode: {}", e.reason))
+                    EngineError::corrupt(
+                        "<head>",
+                        e.offset as u64,
+                        format!("BUG: head chunk does not decode: {}", e.reason),
+                    )
                 }),
-            ChunkSource::Mapped { segment, offset, header } => {
+            ChunkSource::Mapped {
+                segment,
+                offset,
+                header,
+            } => {
                 let start = *offset as usize;
                 let end = start + header.chunk_len as usize;
                 let bytes = segment.bytes().get(start..end).ok_or_else(|| {
@@ -231,7 +259,11 @@ impl ReadView {
                 pieces.push(self.make_piece(sources, &group)?);
                 group.clear();
             }
-            group_end = if group.is_empty() { stats.max_time } else { group_end.max(stats.max_time) };
+            group_end = if group.is_empty() {
+                stats.max_time
+            } else {
+                group_end.max(stats.max_time)
+            };
             group.push(i);
         }
         if !group.is_empty() {
@@ -243,7 +275,10 @@ impl ReadView {
     fn make_piece(&self, sources: &[ChunkSource], group: &[usize]) -> Result<Piece> {
         if let [only] = group {
             let source = &sources[*only];
-            return Ok(Piece { stats: source.header().stats, data: PieceData::Chunk(source.clone()) });
+            return Ok(Piece {
+                stats: source.header().stats,
+                data: PieceData::Chunk(source.clone()),
+            });
         }
         // Decode every chunk; order points by (time, recency) and keep the newest per time.
         let field_type = sources[group[0]].header().value_type;
@@ -258,7 +293,11 @@ impl ReadView {
                 return Err(EngineError::corrupt(
                     "<read>",
                     0,
-                    format!("chunks of one column disagree on its type ({} and {})", field_type, values.field_type()),
+                    format!(
+                        "chunks of one column disagree on its type ({} and {})",
+                        field_type,
+                        values.field_type()
+                    ),
                 ));
             }
             decoded.push((ts, values));
@@ -284,8 +323,18 @@ impl ReadView {
             k += 1;
         }
         let Some(stats) = StatsBuilder::from_points(&ts_out, &values_out) else {
-            return Err(EngineError::corrupt("<read>", 0, "BUG: merged piece has no points"));
+            return Err(EngineError::corrupt(
+                "<read>",
+                0,
+                "BUG: merged piece has no points",
+            ));
         };
-        Ok(Piece { stats, data: PieceData::Merged { ts: ts_out, values: values_out } })
+        Ok(Piece {
+            stats,
+            data: PieceData::Merged {
+                ts: ts_out,
+                values: values_out,
+            },
+        })
     }
 }

@@ -146,9 +146,13 @@ impl Segment {
         let file = File::open(path).map_err(|e| EngineError::io(path, e))?;
         let map = MappedFile::map(&file, path)?;
         let data: &[u8] = &map;
-        let corrupt = |offset: usize, reason: String| EngineError::corrupt(path, offset as u64, reason);
+        let corrupt =
+            |offset: usize, reason: String| EngineError::corrupt(path, offset as u64, reason);
         if data.len() < HEADER_LEN + TRAILER_LEN {
-            return Err(corrupt(0, format!("file of {} bytes is too short for a segment", data.len())));
+            return Err(corrupt(
+                0,
+                format!("file of {} bytes is too short for a segment", data.len()),
+            ));
         }
         if &data[0..8] != SEGMENT_MAGIC {
             return Err(corrupt(0, "not a Tally segment file (bad magic)".into()));
@@ -182,10 +186,18 @@ impl Segment {
         let (footer_offset, n_columns, footer_crc, block_start, block_end, trailer_version, magic) =
             trailer;
         if magic != TRAILER_MAGIC {
-            return Err(corrupt(data.len() - 4, "bad trailer magic (truncated or damaged file)".into()));
+            return Err(corrupt(
+                data.len() - 4,
+                "bad trailer magic (truncated or damaged file)".into(),
+            ));
         }
         if trailer_version != SEGMENT_VERSION {
-            return Err(corrupt(trailer_at + 32, format!("trailer version {trailer_version} disagrees with header version {version}")));
+            return Err(corrupt(
+                trailer_at + 32,
+                format!(
+                    "trailer version {trailer_version} disagrees with header version {version}"
+                ),
+            ));
         }
         let footer_len = n_columns as usize * FOOTER_ENTRY_LEN;
         let footer_offset_usize = usize::try_from(footer_offset).unwrap_or(usize::MAX);
@@ -194,12 +206,17 @@ impl Segment {
         {
             return Err(corrupt(
                 trailer_at,
-                format!("footer at {footer_offset} with {n_columns} columns does not end at the trailer ({trailer_at})"),
+                format!(
+                    "footer at {footer_offset} with {n_columns} columns does not end at the trailer ({trailer_at})"
+                ),
             ));
         }
         let footer = &data[footer_offset_usize..trailer_at];
         if crc32fast::hash(footer) != footer_crc {
-            return Err(corrupt(footer_offset_usize, "footer checksum mismatch".into()));
+            return Err(corrupt(
+                footer_offset_usize,
+                "footer checksum mismatch".into(),
+            ));
         }
         if block_start != meta.block_start || block_end != meta.block_end {
             return Err(corrupt(
@@ -223,19 +240,34 @@ impl Segment {
             let entry = segment.entry(i);
             let at = footer_offset_usize + i * FOOTER_ENTRY_LEN;
             if previous.is_some_and(|p| p >= entry.column) {
-                return Err(corrupt(at, "footer entries are not sorted by column id".into()));
+                return Err(corrupt(
+                    at,
+                    "footer entries are not sorted by column id".into(),
+                ));
             }
             if entry.offset != data_end || entry.n_chunks == 0 {
-                return Err(corrupt(at, format!("footer entry for column {} points at {} (expected {data_end}) with {} chunks", entry.column, entry.offset, entry.n_chunks)));
+                return Err(corrupt(
+                    at,
+                    format!(
+                        "footer entry for column {} points at {} (expected {data_end}) with {} chunks",
+                        entry.column, entry.offset, entry.n_chunks
+                    ),
+                ));
             }
             data_end = entry.offset.saturating_add(entry.len);
             if data_end > footer_offset {
-                return Err(corrupt(at, format!("column {} chunks run past the footer", entry.column)));
+                return Err(corrupt(
+                    at,
+                    format!("column {} chunks run past the footer", entry.column),
+                ));
             }
             previous = Some(entry.column);
         }
         if data_end != footer_offset {
-            return Err(corrupt(HEADER_LEN, "chunk data does not end where the footer starts".into()));
+            return Err(corrupt(
+                HEADER_LEN,
+                "chunk data does not end where the footer starts".into(),
+            ));
         }
         Ok(segment)
     }
@@ -290,11 +322,16 @@ impl Segment {
         for _ in 0..entry.n_chunks {
             let start = at as usize;
             let data = &self.map[start..end as usize];
-            let header = parse_header(data).map_err(|e| {
-                EngineError::corrupt(&self.path, at + e.offset as u64, e.reason)
-            })?;
-            if header.chunk_len as usize > data.len() || (header.chunk_len as usize) < CHUNK_HEADER_LEN {
-                return Err(EngineError::corrupt(&self.path, at, "chunk runs past its column"));
+            let header = parse_header(data)
+                .map_err(|e| EngineError::corrupt(&self.path, at + e.offset as u64, e.reason))?;
+            if header.chunk_len as usize > data.len()
+                || (header.chunk_len as usize) < CHUNK_HEADER_LEN
+            {
+                return Err(EngineError::corrupt(
+                    &self.path,
+                    at,
+                    "chunk runs past its column",
+                ));
             }
             let bytes = &data[..header.chunk_len as usize];
             if !visit(at, &header, bytes)? {
@@ -303,7 +340,11 @@ impl Segment {
             at += u64::from(header.chunk_len);
         }
         if at != end {
-            return Err(EngineError::corrupt(&self.path, at, "column's chunks do not fill its extent"));
+            return Err(EngineError::corrupt(
+                &self.path,
+                at,
+                "column's chunks do not fill its extent",
+            ));
         }
         Ok(())
     }

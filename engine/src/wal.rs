@@ -54,7 +54,11 @@ impl FsyncPolicy {
             _ => {
                 let d = text.strip_prefix("interval=")?;
                 let d = parse_duration(d)?;
-                if d.is_zero() { None } else { Some(FsyncPolicy::Interval(d)) }
+                if d.is_zero() {
+                    None
+                } else {
+                    Some(FsyncPolicy::Interval(d))
+                }
             }
         }
     }
@@ -192,14 +196,21 @@ impl Wal {
                 rotate_bytes,
                 broken: None,
             }),
-            sync: Mutex::new(SyncState { synced_lsn: 0, syncing: false, failed: None }),
+            sync: Mutex::new(SyncState {
+                synced_lsn: 0,
+                syncing: false,
+                failed: None,
+            }),
             synced: Condvar::new(),
             policy,
         })
     }
 
     pub(crate) fn lock(&self) -> WalGuard<'_> {
-        WalGuard { state: self.writer.lock(), wal: self }
+        WalGuard {
+            state: self.writer.lock(),
+            wal: self,
+        }
     }
 
     /// Waits until everything up to `lsn` is as durable as the policy promises.
@@ -237,7 +248,11 @@ impl Wal {
     pub(crate) fn sync_current(&self) -> Result<u64> {
         let (handle, target, path) = {
             let state = self.writer.lock();
-            (state.sync_handle.clone(), state.lsn, state.dir.join(wal_file_name(state.seq)))
+            (
+                state.sync_handle.clone(),
+                state.lsn,
+                state.dir.join(wal_file_name(state.seq)),
+            )
         };
         handle.sync_data().map_err(|e| EngineError::io(path, e))?;
         Ok(target)
@@ -276,7 +291,8 @@ fn create_file(dir: &Path, seq: u64) -> Result<(File, Arc<File>)> {
         .write(true)
         .open(&path)
         .map_err(|e| EngineError::io(&path, e))?;
-    file.write_all(&file_header()).map_err(|e| EngineError::io(&path, e))?;
+    file.write_all(&file_header())
+        .map_err(|e| EngineError::io(&path, e))?;
     file.sync_all().map_err(|e| EngineError::io(&path, e))?;
     fsutil::sync_dir(dir)?;
     let handle = file.try_clone().map_err(|e| EngineError::io(&path, e))?;
@@ -400,7 +416,8 @@ pub(crate) fn replay(
                 .write(true)
                 .open(&path)
                 .map_err(|e| EngineError::io(&path, e))?;
-            file.set_len(valid_len).map_err(|e| EngineError::io(&path, e))?;
+            file.set_len(valid_len)
+                .map_err(|e| EngineError::io(&path, e))?;
             file.sync_all().map_err(|e| EngineError::io(&path, e))?;
         }
     }
@@ -416,12 +433,18 @@ pub(crate) fn replay_file(
 ) -> Result<u64> {
     if data.len() < FILE_HEADER_LEN {
         // The process died while creating the file: nothing in it was ever acknowledged.
-        report.truncated.push((path.to_path_buf(), 0, "file header is incomplete".into()));
+        report
+            .truncated
+            .push((path.to_path_buf(), 0, "file header is incomplete".into()));
         tracing::warn!(file = %path.display(), "WAL file header is incomplete; truncating it");
         return Ok(0);
     }
     if &data[0..8] != WAL_MAGIC {
-        return Err(EngineError::corrupt(path, 0, "not a Tally WAL file (bad magic)"));
+        return Err(EngineError::corrupt(
+            path,
+            0,
+            "not a Tally WAL file (bad magic)",
+        ));
     }
     let version = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
     if version != WAL_VERSION {
@@ -433,7 +456,11 @@ pub(crate) fn replay_file(
         });
     }
     if data[12..16] != [0, 0, 0, 0] {
-        return Err(EngineError::corrupt(path, 12, "reserved WAL header bytes are not zero"));
+        return Err(EngineError::corrupt(
+            path,
+            12,
+            "reserved WAL header bytes are not zero",
+        ));
     }
     let mut pos = FILE_HEADER_LEN;
     while pos < data.len() {
@@ -456,7 +483,9 @@ pub(crate) fn replay_file(
                         "WAL ends with a torn record (the process stopped mid-write); \
                          truncating it. It was never acknowledged."
                     );
-                    report.truncated.push((path.to_path_buf(), pos as u64, reason));
+                    report
+                        .truncated
+                        .push((path.to_path_buf(), pos as u64, reason));
                     return Ok(pos as u64);
                 }
                 Some(next) if skip_corrupt => {
@@ -464,7 +493,9 @@ pub(crate) fn replay_file(
                         file = %path.display(), offset = pos, skipped_bytes = next - pos, %reason,
                         "skipping a corrupt WAL record as wal_skip_corrupt allows"
                     );
-                    report.skipped.push((path.to_path_buf(), pos as u64, reason));
+                    report
+                        .skipped
+                        .push((path.to_path_buf(), pos as u64, reason));
                     pos = next;
                 }
                 Some(_) => {
@@ -494,11 +525,15 @@ fn check_frame(data: &[u8], pos: usize) -> std::result::Result<usize, String> {
     }
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     if len > MAX_RECORD_BYTES {
-        return Err(format!("record length {len} exceeds the limit {MAX_RECORD_BYTES}"));
+        return Err(format!(
+            "record length {len} exceeds the limit {MAX_RECORD_BYTES}"
+        ));
     }
     let start = pos + FRAME_HEADER_LEN;
     let Some(payload) = data.get(start..start + len) else {
-        return Err(format!("record of {len} bytes runs past the end of the file"));
+        return Err(format!(
+            "record of {len} bytes runs past the end of the file"
+        ));
     };
     let payload_crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if crc32fast::hash(payload) != payload_crc {
@@ -510,7 +545,8 @@ fn check_frame(data: &[u8], pos: usize) -> std::result::Result<usize, String> {
 /// The offset of the first valid frame at or after `from`, if any. The header crc makes this
 /// scan cheap: a random position passes it with probability 2^-32.
 fn find_next_frame(data: &[u8], from: usize) -> Option<usize> {
-    (from..data.len().saturating_sub(FRAME_HEADER_LEN - 1)).find(|&pos| check_frame(data, pos).is_ok())
+    (from..data.len().saturating_sub(FRAME_HEADER_LEN - 1))
+        .find(|&pos| check_frame(data, pos).is_ok())
 }
 
 #[cfg(test)]
@@ -542,7 +578,11 @@ mod tests {
         write_records(dir.path(), &refs, 1000);
         let (got, report) = records(dir.path(), false).unwrap();
         assert_eq!(got, payloads);
-        assert!(report.files > 3, "expected rotation, got {} files", report.files);
+        assert!(
+            report.files > 3,
+            "expected rotation, got {} files",
+            report.files
+        );
         assert!(report.truncated.is_empty());
     }
 
@@ -573,7 +613,9 @@ mod tests {
         data[second_offset + FRAME_HEADER_LEN + 1] ^= 0x40;
         fs::write(&path, &data).unwrap();
         match records(dir.path(), false) {
-            Err(EngineError::WalCorruptInMiddle { path: p, offset, .. }) => {
+            Err(EngineError::WalCorruptInMiddle {
+                path: p, offset, ..
+            }) => {
                 assert_eq!(p, path);
                 assert_eq!(offset, second_offset as u64);
             }
@@ -618,7 +660,11 @@ mod tests {
         assert_eq!(got.len(), 400);
         for t in 0..4u8 {
             let mine: Vec<u8> = got.iter().filter(|r| r[0] == t).map(|r| r[1]).collect();
-            assert_eq!(mine, (0..100u8).collect::<Vec<_>>(), "writer {t} records out of order");
+            assert_eq!(
+                mine,
+                (0..100u8).collect::<Vec<_>>(),
+                "writer {t} records out of order"
+            );
         }
     }
 }

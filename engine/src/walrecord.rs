@@ -86,7 +86,10 @@ impl PointsEncoder {
     pub(crate) fn new(kind: u8, capacity: usize) -> PointsEncoder {
         let mut buf = Vec::with_capacity(capacity);
         buf.push(kind);
-        PointsEncoder { buf, previous_ts: 0 }
+        PointsEncoder {
+            buf,
+            previous_ts: 0,
+        }
     }
 
     /// Starts a point with `n_values` values to follow.
@@ -135,7 +138,12 @@ pub(crate) fn decode_points(
                 Some(FieldType::Boolean) => match r.u8()? {
                     0 => FieldValue::Boolean(false),
                     1 => FieldValue::Boolean(true),
-                    b => return Err(DecodeError { offset: at + 1, reason: format!("boolean byte {b}") }),
+                    b => {
+                        return Err(DecodeError {
+                            offset: at + 1,
+                            reason: format!("boolean byte {b}"),
+                        });
+                    }
                 },
                 Some(FieldType::String) => {
                     FieldValue::String(Cow::Borrowed(r.len_str(MAX_STRING_BYTES, "string value")?))
@@ -161,7 +169,10 @@ mod tests {
     fn definitions_round_trip() {
         let defs = Definitions {
             series: vec![(0, vec![3, b'c', b'p', b'u']), (1, vec![1, b'm'])],
-            columns: vec![(0, 0, FieldType::Float, "usage".into()), (1, 1, FieldType::String, "s".into())],
+            columns: vec![
+                (0, 0, FieldType::Float, "usage".into()),
+                (1, 1, FieldType::String, "s".into()),
+            ],
         };
         let bytes = defs.encode();
         assert_eq!(bytes[0], KIND_DEFINITIONS);
@@ -194,7 +205,9 @@ mod tests {
             assert_eq!(g.0, e.0);
             assert_eq!(g.1, e.1);
             match (&g.2, &e.2) {
-                (FieldValue::Float(a), FieldValue::Float(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+                (FieldValue::Float(a), FieldValue::Float(b)) => {
+                    assert_eq!(a.to_bits(), b.to_bits())
+                }
                 (a, b) => assert_eq!(a, b),
             }
         }

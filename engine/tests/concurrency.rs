@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tally_engine::{ColumnValues, Engine, EngineOptions, FieldType, FieldValue, FsyncPolicy, PointBatch, TagFilter};
+use tally_engine::{
+    ColumnValues, Engine, EngineOptions, FieldType, FieldValue, FsyncPolicy, PointBatch, TagFilter,
+};
 
 const WRITERS: u64 = 4;
 const BATCHES: u64 = 150;
@@ -64,7 +66,13 @@ fn concurrent_writers_and_readers_see_whole_batches_and_totals_add_up() {
                         let view = db.read(&ids, i64::MIN, i64::MAX).unwrap();
                         let counts: Vec<u64> = ids
                             .iter()
-                            .map(|&id| view.pieces(id).unwrap().iter().map(|p| u64::from(p.stats().count)).sum())
+                            .map(|&id| {
+                                view.pieces(id)
+                                    .unwrap()
+                                    .iter()
+                                    .map(|p| u64::from(p.stats().count))
+                                    .sum()
+                            })
                             .collect();
                         assert_eq!(counts[0], counts[1], "a read saw half a batch");
                         assert_eq!(counts[0] % POINTS, 0, "a read saw part of a batch");
@@ -107,5 +115,8 @@ fn concurrent_writers_and_readers_see_whole_batches_and_totals_add_up() {
         }
     }
     assert_eq!(total, WRITERS * BATCHES * POINTS);
-    assert!(db.stats().flushes > 0, "the test meant to flush while writing");
+    assert!(
+        db.stats().flushes > 0,
+        "the test meant to flush while writing"
+    );
 }

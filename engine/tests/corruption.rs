@@ -10,7 +10,10 @@ use common::float_point;
 use tally_engine::{Engine, EngineError, EngineOptions, FsyncPolicy, PointBatch, TagFilter};
 
 fn options() -> EngineOptions {
-    EngineOptions { fsync: FsyncPolicy::Never, ..EngineOptions::default() }
+    EngineOptions {
+        fsync: FsyncPolicy::Never,
+        ..EngineOptions::default()
+    }
 }
 
 /// A data directory with hosts a and b flushed into segments and more points in the WAL.
@@ -83,10 +86,17 @@ fn a_damaged_chunk_is_reported_with_file_and_offset_and_other_columns_stay_reada
     flip(segment, 16 + 80);
     let engine = Engine::open(dir.path(), options()).unwrap();
     match read_all(&engine, "a") {
-        Err(EngineError::Corrupt { path, offset, reason }) => {
+        Err(EngineError::Corrupt {
+            path,
+            offset,
+            reason,
+        }) => {
             assert_eq!(&path, segment);
             assert_eq!(offset, 16 + 80, "{reason}");
-            assert!((16..16 + 200).contains(&offset), "offset {offset}: {reason}");
+            assert!(
+                (16..16 + 200).contains(&offset),
+                "offset {offset}: {reason}"
+            );
             assert!(reason.contains("checksum"), "{reason}");
         }
         other => panic!("expected a Corrupt error, got {other:?}"),
@@ -117,8 +127,21 @@ fn a_segment_from_a_future_version_is_refused_by_name() {
     data[8] = 9;
     std::fs::write(segment, data).unwrap();
     let err = Engine::open(dir.path(), options()).err().unwrap();
-    assert!(matches!(&err, EngineError::UnsupportedVersion { found: 9, supported: 1, .. }), "{err}");
-    assert!(err.to_string().contains(&*segment.to_string_lossy()), "{err}");
+    assert!(
+        matches!(
+            &err,
+            EngineError::UnsupportedVersion {
+                found: 9,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&*segment.to_string_lossy()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -136,7 +159,10 @@ fn a_damaged_index_file_stops_open_with_the_file_named() {
 fn a_damaged_wal_record_in_the_middle_stops_open_unless_skipping_is_allowed() {
     let dir = build();
     let wal = files_with_suffix(dir.path(), ".wal");
-    let wal = wal.iter().find(|p| std::fs::metadata(p).unwrap().len() > 16).unwrap();
+    let wal = wal
+        .iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 16)
+        .unwrap();
     // The first record after the file header: damage its payload.
     flip(wal, 16 + 12 + 3);
     match Engine::open(dir.path(), options()) {
@@ -146,7 +172,10 @@ fn a_damaged_wal_record_in_the_middle_stops_open_unless_skipping_is_allowed() {
         }
         other => panic!("expected WalCorruptInMiddle, got {:?}", other.err()),
     }
-    let skipping = EngineOptions { wal_skip_corrupt: true, ..options() };
+    let skipping = EngineOptions {
+        wal_skip_corrupt: true,
+        ..options()
+    };
     let engine = Engine::open(dir.path(), skipping).unwrap();
     // The segment data and the later records are all still there.
     assert_eq!(read_all(&engine, "b").unwrap(), 500);
@@ -181,7 +210,9 @@ fn random_damage_to_any_file_never_panics() {
         let copy = tempfile::tempdir().unwrap();
         copy_dir(pristine.path(), copy.path());
         let victim = &files[(seed as usize) % files.len()];
-        let victim = copy.path().join(victim.strip_prefix(pristine.path()).unwrap());
+        let victim = copy
+            .path()
+            .join(victim.strip_prefix(pristine.path()).unwrap());
         let len = std::fs::metadata(&victim).unwrap().len() as usize;
         if len == 0 {
             continue;

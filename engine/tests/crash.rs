@@ -13,7 +13,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tally_engine::{ColumnValues, Engine, EngineOptions, FieldType, FieldValue, FsyncPolicy, PointBatch, TagFilter};
+use tally_engine::{
+    ColumnValues, Engine, EngineOptions, FieldType, FieldValue, FsyncPolicy, PointBatch, TagFilter,
+};
 
 const POINTS_PER_BATCH: i64 = 50;
 const HOSTS: u64 = 4;
@@ -40,7 +42,10 @@ fn batch_for(id: u64) -> PointBatch<'static> {
         batch
             .push(
                 "crash",
-                [(Cow::Borrowed("host"), Cow::Owned(format!("h{}", id % HOSTS)))],
+                [(
+                    Cow::Borrowed("host"),
+                    Cow::Owned(format!("h{}", id % HOSTS)),
+                )],
                 [(Cow::Borrowed("v"), FieldValue::Integer(id as i64))],
                 (id as i64 * 1000 + j) * 1_000_000_000,
             )
@@ -51,7 +56,9 @@ fn batch_for(id: u64) -> PointBatch<'static> {
 
 #[test]
 fn crash_child() {
-    let Ok(dir) = std::env::var("TALLY_CRASH_CHILD") else { return };
+    let Ok(dir) = std::env::var("TALLY_CRASH_CHILD") else {
+        return;
+    };
     let first: u64 = std::env::var("TALLY_CRASH_FIRST").unwrap().parse().unwrap();
     let engine = Engine::open(&dir, crash_options()).unwrap();
     let db = engine.create_database("db").unwrap();
@@ -70,17 +77,25 @@ fn crash_child() {
 fn stored(dir: &std::path::Path) -> BTreeMap<u64, BTreeMap<i64, i64>> {
     let engine = Engine::open(dir, crash_options()).unwrap();
     let mut out = BTreeMap::new();
-    let Some(db) = engine.database("db") else { return out };
+    let Some(db) = engine.database("db") else {
+        return out;
+    };
     for host in 0..HOSTS {
         let mut points = BTreeMap::new();
-        let cols = db.select("crash", Some("v"), &TagFilter::equal("host", format!("h{host}")));
+        let cols = db.select(
+            "crash",
+            Some("v"),
+            &TagFilter::equal("host", format!("h{host}")),
+        );
         for col in cols {
             let view = db.read(&[col.id], i64::MIN, i64::MAX).unwrap();
             let mut ts = Vec::new();
             let mut values = ColumnValues::new(FieldType::Integer);
             for piece in view.pieces(col.id).unwrap() {
                 piece.decode_into(&mut ts, &mut values).unwrap();
-                let ColumnValues::Integer(vals) = &values else { panic!("wrong type") };
+                let ColumnValues::Integer(vals) = &values else {
+                    panic!("wrong type")
+                };
                 for (t, v) in ts.iter().zip(vals) {
                     points.insert(*t / 1_000_000_000, *v);
                 }
@@ -136,20 +151,34 @@ fn acknowledged_batches_survive_sigkill_and_none_is_torn() {
             let host = stored.get(&(id % HOSTS)).unwrap();
             for j in 0..POINTS_PER_BATCH {
                 let t = id as i64 * 1000 + j;
-                assert_eq!(host.get(&t), Some(&(id as i64)), "round {round}: acknowledged batch {id} lost point {j}");
+                assert_eq!(
+                    host.get(&t),
+                    Some(&(id as i64)),
+                    "round {round}: acknowledged batch {id} lost point {j}"
+                );
             }
         }
         // Unacknowledged batches (the one in flight at the kill) are whole or absent.
         for (host, points) in &stored {
             let mut per_batch: BTreeMap<i64, i64> = BTreeMap::new();
             for (t, v) in points {
-                assert_eq!(t / 1000, *v, "host {host}: point {t} holds another batch's value {v}");
+                assert_eq!(
+                    t / 1000,
+                    *v,
+                    "host {host}: point {t} holds another batch's value {v}"
+                );
                 *per_batch.entry(*v).or_default() += 1;
             }
             for (batch, n) in per_batch {
-                assert_eq!(n, POINTS_PER_BATCH, "round {round}: batch {batch} is torn ({n} points)");
+                assert_eq!(
+                    n, POINTS_PER_BATCH,
+                    "round {round}: batch {batch} is torn ({n} points)"
+                );
             }
         }
     }
-    assert!(acked.len() > rounds as usize, "the child acknowledged too little to prove anything");
+    assert!(
+        acked.len() > rounds as usize,
+        "the child acknowledged too little to prove anything"
+    );
 }

@@ -14,7 +14,10 @@ use tally_engine::{
 };
 
 fn options() -> EngineOptions {
-    EngineOptions { fsync: FsyncPolicy::Never, ..EngineOptions::default() }
+    EngineOptions {
+        fsync: FsyncPolicy::Never,
+        ..EngineOptions::default()
+    }
 }
 
 #[test]
@@ -59,7 +62,10 @@ fn points_survive_close_and_reopen_from_segments_with_the_wal_emptied() {
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())
         .collect();
-    assert!(wal_files.iter().all(|&len| len <= 16), "WAL not emptied: {wal_files:?}");
+    assert!(
+        wal_files.iter().all(|&len| len <= 16),
+        "WAL not emptied: {wal_files:?}"
+    );
     let engine = Engine::open(dir.path(), options()).unwrap();
     let db = engine.database("db").unwrap();
     let points = read_column(&db, "cpu", "a", "v");
@@ -83,13 +89,20 @@ fn last_write_wins_on_equal_timestamps_in_the_head_across_flushes_and_restarts()
     write(10, 1.0);
     write(20, 2.0);
     write(10, 3.0); // out of order, overwrites
-    assert_eq!(read_column(&db, "cpu", "a", "v"), vec![(10, FieldValue::Float(3.0)), (20, FieldValue::Float(2.0))]);
+    assert_eq!(
+        read_column(&db, "cpu", "a", "v"),
+        vec![(10, FieldValue::Float(3.0)), (20, FieldValue::Float(2.0))]
+    );
     db.flush(true).unwrap();
     write(20, 4.0); // overwrites a point that is now in a segment
     write(5, 0.5);
     assert_eq!(
         read_column(&db, "cpu", "a", "v"),
-        vec![(5, FieldValue::Float(0.5)), (10, FieldValue::Float(3.0)), (20, FieldValue::Float(4.0))]
+        vec![
+            (5, FieldValue::Float(0.5)),
+            (10, FieldValue::Float(3.0)),
+            (20, FieldValue::Float(4.0))
+        ]
     );
     db.flush(true).unwrap();
     write(10, 9.0);
@@ -99,7 +112,11 @@ fn last_write_wins_on_equal_timestamps_in_the_head_across_flushes_and_restarts()
     let db = engine.database("db").unwrap();
     assert_eq!(
         read_column(&db, "cpu", "a", "v"),
-        vec![(5, FieldValue::Float(0.5)), (10, FieldValue::Float(9.0)), (20, FieldValue::Float(4.0))]
+        vec![
+            (5, FieldValue::Float(0.5)),
+            (10, FieldValue::Float(9.0)),
+            (20, FieldValue::Float(4.0))
+        ]
     );
 }
 
@@ -109,9 +126,30 @@ fn a_type_conflict_rejects_only_its_point_and_names_both_types() {
     let engine = Engine::open(dir.path(), options()).unwrap();
     let db = engine.create_database("db").unwrap();
     let mut batch = PointBatch::new();
-    batch.push("llm", [(c("model"), c("a"))], [(c("tokens"), FieldValue::Integer(5))], 1).unwrap();
-    batch.push("llm", [(c("model"), c("b"))], [(c("tokens"), FieldValue::Float(5.5))], 2).unwrap();
-    batch.push("llm", [(c("model"), c("b"))], [(c("tokens"), FieldValue::Integer(6))], 3).unwrap();
+    batch
+        .push(
+            "llm",
+            [(c("model"), c("a"))],
+            [(c("tokens"), FieldValue::Integer(5))],
+            1,
+        )
+        .unwrap();
+    batch
+        .push(
+            "llm",
+            [(c("model"), c("b"))],
+            [(c("tokens"), FieldValue::Float(5.5))],
+            2,
+        )
+        .unwrap();
+    batch
+        .push(
+            "llm",
+            [(c("model"), c("b"))],
+            [(c("tokens"), FieldValue::Integer(6))],
+            3,
+        )
+        .unwrap();
     let summary = db.write(&batch).unwrap();
     assert_eq!(summary.points_written, 2);
     assert_eq!(summary.rejected.len(), 1);
@@ -129,17 +167,37 @@ fn a_type_conflict_rejects_only_its_point_and_names_both_types() {
     );
     // The same conflict against an existing column goes through the fast path.
     let mut batch = PointBatch::new();
-    batch.push("llm", [(c("model"), c("a"))], [(c("tokens"), FieldValue::Boolean(true))], 4).unwrap();
+    batch
+        .push(
+            "llm",
+            [(c("model"), c("a"))],
+            [(c("tokens"), FieldValue::Boolean(true))],
+            4,
+        )
+        .unwrap();
     let summary = db.write(&batch).unwrap();
     assert_eq!(summary.points_written, 0);
-    assert!(matches!(summary.rejected[0].error, WriteError::FieldTypeConflict { existing: FieldType::Integer, attempted: FieldType::Boolean, .. }));
-    assert_eq!(db.field_keys("llm"), vec![("tokens".to_string(), FieldType::Integer)]);
+    assert!(matches!(
+        summary.rejected[0].error,
+        WriteError::FieldTypeConflict {
+            existing: FieldType::Integer,
+            attempted: FieldType::Boolean,
+            ..
+        }
+    ));
+    assert_eq!(
+        db.field_keys("llm"),
+        vec![("tokens".to_string(), FieldType::Integer)]
+    );
 }
 
 #[test]
 fn the_series_limit_rejects_only_points_that_would_create_a_series() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = EngineOptions { max_series_per_database: 2, ..options() };
+    let opts = EngineOptions {
+        max_series_per_database: 2,
+        ..options()
+    };
     let engine = Engine::open(dir.path(), opts).unwrap();
     let db = engine.create_database("db").unwrap();
     let mut batch = PointBatch::new();
@@ -150,7 +208,10 @@ fn the_series_limit_rejects_only_points_that_would_create_a_series() {
     assert_eq!(summary.points_written, 3);
     assert_eq!(summary.rejected.len(), 1);
     assert_eq!(summary.rejected[0].point, 2);
-    assert!(matches!(summary.rejected[0].error, WriteError::SeriesLimit { limit: 2, .. }));
+    assert!(matches!(
+        summary.rejected[0].error,
+        WriteError::SeriesLimit { limit: 2, .. }
+    ));
 }
 
 #[test]
@@ -166,7 +227,14 @@ fn negative_timestamps_and_every_type_round_trip() {
         (c("b"), FieldValue::Boolean(true)),
         (c("s"), FieldValue::String("héllo \"world\"".into())),
     ];
-    batch.push("m", [(c("host"), c("a"))], fields.clone(), -1_000_000_000_000).unwrap();
+    batch
+        .push(
+            "m",
+            [(c("host"), c("a"))],
+            fields.clone(),
+            -1_000_000_000_000,
+        )
+        .unwrap();
     db.write(&batch).unwrap();
     for flush in [false, true] {
         if flush {
@@ -177,7 +245,9 @@ fn negative_timestamps_and_every_type_round_trip() {
             assert_eq!(got.len(), 1);
             assert_eq!(got[0].0, -1_000_000_000_000);
             match (&got[0].1, value) {
-                (FieldValue::Float(a), FieldValue::Float(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+                (FieldValue::Float(a), FieldValue::Float(b)) => {
+                    assert_eq!(a.to_bits(), b.to_bits())
+                }
                 (a, b) => assert_eq!(a, b),
             }
         }
@@ -191,35 +261,81 @@ fn discovery_lists_measurements_tags_fields_and_series() {
     let db = engine.create_database("db").unwrap();
     let mut batch = PointBatch::new();
     batch
-        .push("gpu", [(c("gpu"), c("0")), (c("host"), c("n1"))], [(c("util"), FieldValue::Integer(5))], 1)
+        .push(
+            "gpu",
+            [(c("gpu"), c("0")), (c("host"), c("n1"))],
+            [(c("util"), FieldValue::Integer(5))],
+            1,
+        )
         .unwrap();
     batch
-        .push("gpu", [(c("gpu"), c("1")), (c("host"), c("n2"))], [(c("util"), FieldValue::Integer(5)), (c("power"), FieldValue::Float(1.0))], 1)
+        .push(
+            "gpu",
+            [(c("gpu"), c("1")), (c("host"), c("n2"))],
+            [
+                (c("util"), FieldValue::Integer(5)),
+                (c("power"), FieldValue::Float(1.0)),
+            ],
+            1,
+        )
         .unwrap();
-    batch.push("llm", [(c("model"), c("x"))], [(c("cost"), FieldValue::Float(0.1))], 1).unwrap();
+    batch
+        .push(
+            "llm",
+            [(c("model"), c("x"))],
+            [(c("cost"), FieldValue::Float(0.1))],
+            1,
+        )
+        .unwrap();
     db.write(&batch).unwrap();
     assert_eq!(db.measurements(), vec!["gpu", "llm"]);
     assert_eq!(db.tag_keys("gpu"), vec!["gpu", "host"]);
-    assert_eq!(db.tag_values("gpu", "host", &TagFilter::All), vec!["n1", "n2"]);
-    assert_eq!(db.tag_values("gpu", "host", &TagFilter::equal("gpu", "1")), vec!["n2"]);
-    assert_eq!(db.tag_values("llm", "host", &TagFilter::All), Vec::<String>::new());
+    assert_eq!(
+        db.tag_values("gpu", "host", &TagFilter::All),
+        vec!["n1", "n2"]
+    );
+    assert_eq!(
+        db.tag_values("gpu", "host", &TagFilter::equal("gpu", "1")),
+        vec!["n2"]
+    );
+    assert_eq!(
+        db.tag_values("llm", "host", &TagFilter::All),
+        Vec::<String>::new()
+    );
     assert_eq!(
         db.field_keys("gpu"),
-        vec![("power".to_string(), FieldType::Float), ("util".to_string(), FieldType::Integer)]
+        vec![
+            ("power".to_string(), FieldType::Float),
+            ("util".to_string(), FieldType::Integer)
+        ]
     );
     assert_eq!(db.series("gpu", &TagFilter::All).len(), 2);
     assert_eq!(db.select("gpu", Some("util"), &TagFilter::All).len(), 2);
-    assert_eq!(db.select("gpu", None, &TagFilter::equal("host", "n2")).len(), 2);
+    assert_eq!(
+        db.select("gpu", None, &TagFilter::equal("host", "n2"))
+            .len(),
+        2
+    );
     // The catalog survives a flush and a restart (index files, then WAL replay).
     db.flush(true).unwrap();
     let mut batch = PointBatch::new();
-    batch.push("gpu", [(c("gpu"), c("2")), (c("host"), c("n3"))], [(c("util"), FieldValue::Integer(1))], 2).unwrap();
+    batch
+        .push(
+            "gpu",
+            [(c("gpu"), c("2")), (c("host"), c("n3"))],
+            [(c("util"), FieldValue::Integer(1))],
+            2,
+        )
+        .unwrap();
     db.write(&batch).unwrap();
     drop(db);
     drop(engine);
     let engine = Engine::open(dir.path(), options()).unwrap();
     let db = engine.database("db").unwrap();
-    assert_eq!(db.tag_values("gpu", "host", &TagFilter::All), vec!["n1", "n2", "n3"]);
+    assert_eq!(
+        db.tag_values("gpu", "host", &TagFilter::All),
+        vec!["n1", "n2", "n3"]
+    );
     assert_eq!(db.select("gpu", Some("util"), &TagFilter::All).len(), 3);
 }
 
@@ -231,9 +347,15 @@ fn databases_are_created_listed_dropped_and_a_directory_cannot_be_opened_twice()
     engine.create_database("z").unwrap();
     engine.create_database("z").unwrap();
     assert_eq!(engine.database_names(), vec!["a/b c", "z"]);
-    assert!(matches!(Engine::open(dir.path(), options()), Err(EngineError::Locked { .. })));
+    assert!(matches!(
+        Engine::open(dir.path(), options()),
+        Err(EngineError::Locked { .. })
+    ));
     engine.drop_database("z").unwrap();
-    assert!(matches!(engine.drop_database("z"), Err(EngineError::DatabaseNotFound { .. })));
+    assert!(matches!(
+        engine.drop_database("z"),
+        Err(EngineError::DatabaseNotFound { .. })
+    ));
     assert!(engine.create_database("").is_err());
     drop(engine);
     let engine = Engine::open(dir.path(), options()).unwrap();
@@ -262,7 +384,13 @@ fn chunk_statistics_describe_whole_hour_chunks() {
         assert_eq!(s.count, 360);
         assert_eq!(s.min_time, k as i64 * hour);
         match s.values {
-            tally_engine::ValueStats::Float { sum, min, max, first, last } => {
+            tally_engine::ValueStats::Float {
+                sum,
+                min,
+                max,
+                first,
+                last,
+            } => {
                 let lo = (k * 360) as f64;
                 let hi = lo + 359.0;
                 assert_eq!((min, max, first, last), (lo, hi, lo, hi));

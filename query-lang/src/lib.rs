@@ -6,7 +6,8 @@ mod exec;
 mod syntax;
 
 pub use exec::{
-    QueryError, QueryLimits, QueryOptions, QueryResult, ResultSeries, StatementResult, Value, execute,
+    QueryError, QueryLimits, QueryOptions, QueryResult, ResultSeries, StatementResult, Value,
+    execute,
 };
 
 pub use syntax::{

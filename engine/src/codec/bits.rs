@@ -42,15 +42,17 @@ impl<'a> BitWriter<'a> {
     /// Continues a stream whose last byte holds `used_bits` bits (0: the stream is
     /// byte-aligned), as returned by [`BitWriter::finish`].
     pub(crate) fn resume(out: &'a mut Vec<u8>, used_bits: u8) -> Self {
-        if used_bits != 0 && used_bits < 8
-            && let Some(last) = out.pop() {
-                let used = u32::from(used_bits);
-                return BitWriter {
-                    out,
-                    pending_bits: u128::from(last >> (8 - used)),
-                    pending_count: used,
-                };
-            }
+        if used_bits != 0
+            && used_bits < 8
+            && let Some(last) = out.pop()
+        {
+            let used = u32::from(used_bits);
+            return BitWriter {
+                out,
+                pending_bits: u128::from(last >> (8 - used)),
+                pending_count: used,
+            };
+        }
         BitWriter::new(out)
     }
 

@@ -257,10 +257,11 @@ pub fn encode_values(values: Values<'_>, out: &mut Vec<u8>) -> ValueEncoding {
         Values::Boolean(values) => {
             // One byte holds any constant; BoolBits needs one per eight values.
             if let Some(&first) = values.first()
-                && values.iter().all(|&value| value == first) {
-                    constant::encode_bool(first, out);
-                    return ValueEncoding::Constant;
-                }
+                && values.iter().all(|&value| value == first)
+            {
+                constant::encode_bool(first, out);
+                return ValueEncoding::Constant;
+            }
             boolean::encode(values, out);
             ValueEncoding::BoolBits
         }
@@ -341,9 +342,10 @@ fn smallest(sizes: &[Option<usize>]) -> usize {
     let mut best = (usize::MAX, usize::MAX);
     for (index, size) in sizes.iter().enumerate() {
         if let Some(size) = *size
-            && size < best.0 {
-                best = (size, index);
-            }
+            && size < best.0
+        {
+            best = (size, index);
+        }
     }
     best.1
 }

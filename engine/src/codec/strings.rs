@@ -64,10 +64,11 @@ pub(crate) fn encode_dict(values: &[String]) -> Option<Vec<u8>> {
 /// Appends the smallest string encoding of `values` and names it.
 pub(crate) fn encode_best(values: &[String], out: &mut Vec<u8>) -> ValueEncoding {
     if let Some(first) = values.first()
-        && values.iter().all(|value| value == first) {
-            constant::encode_string(first, out);
-            return ValueEncoding::Constant;
-        }
+        && values.iter().all(|value| value == first)
+    {
+        constant::encode_string(first, out);
+        return ValueEncoding::Constant;
+    }
     let raw_size = raw_size(values);
     if let Some(dict) = encode_dict(values) {
         // Ties stay raw, which decodes without inflating.

@@ -30,7 +30,9 @@ pub(crate) fn read_column(
 ) -> Vec<(i64, FieldValue<'static>)> {
     let cols = db.select(measurement, Some(field), &TagFilter::equal("host", host));
     assert!(cols.len() <= 1, "{cols:?}");
-    let Some(col) = cols.first() else { return Vec::new() };
+    let Some(col) = cols.first() else {
+        return Vec::new();
+    };
     let view = db.read(&[col.id], i64::MIN, i64::MAX).unwrap();
     let mut out = Vec::new();
     let mut ts = Vec::new();

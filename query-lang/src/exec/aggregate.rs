@@ -40,7 +40,10 @@ impl AggKind {
 
     /// Whether the function gives several rows per bucket.
     pub(crate) fn is_multi_row(self) -> bool {
-        matches!(self, AggKind::Distinct | AggKind::Top(_) | AggKind::Bottom(_))
+        matches!(
+            self,
+            AggKind::Distinct | AggKind::Top(_) | AggKind::Bottom(_)
+        )
     }
 
     /// Whether chunk statistics can answer the function for a chunk wholly inside a bucket.
@@ -62,13 +65,20 @@ impl AggKind {
     pub(crate) fn check_type(self, name: &str, t: FieldType) -> Result<(), String> {
         let numeric = t.is_numeric();
         let ok = match self {
-            AggKind::Count | AggKind::First | AggKind::Last | AggKind::Distinct | AggKind::CountDistinct | AggKind::Mode => true,
+            AggKind::Count
+            | AggKind::First
+            | AggKind::Last
+            | AggKind::Distinct
+            | AggKind::CountDistinct
+            | AggKind::Mode => true,
             _ => numeric,
         };
         if ok {
             Ok(())
         } else {
-            Err(format!("{name}() cannot take a {t} field; it needs a float, integer or unsigned field"))
+            Err(format!(
+                "{name}() cannot take a {t} field; it needs a float, integer or unsigned field"
+            ))
         }
     }
 }
@@ -179,6 +189,24 @@ fn num_at(values: &ColumnValues, i: usize) -> Option<Num> {
     }
 }
 
+/// The smallest (or largest) value of a run and its index, skipping values `skip` rejects
+/// (NaN); the earliest wins ties.
+fn extreme<T: Copy + PartialOrd>(run: &[T], want_max: bool, skip: impl Fn(T) -> bool) -> Option<(T, usize)> {
+    let mut best: Option<(T, usize)> = None;
+    for (i, &x) in run.iter().enumerate() {
+        if skip(x) {
+            continue;
+        }
+        best = match best {
+            None => Some((x, i)),
+            Some((cur, j)) => {
+                if (want_max && x > cur) || (!want_max && x < cur) { Some((x, i)) } else { Some((cur, j)) }
+            }
+        };
+    }
+    best
+}
+
 fn value_at(values: &ColumnValues, i: usize) -> Value {
     values.get(i).map_or(Value::Null, |v| Value::from_field(&v))
 }
@@ -194,11 +222,21 @@ impl Accumulator {
             AggKind::Stddev => State::Stddev(vec![Welford::default(); buckets]),
             _ => State::Samples(vec![Vec::new(); buckets]),
         };
-        Accumulator { kind, field_type, state }
+        Accumulator {
+            kind,
+            field_type,
+            state,
+        }
     }
 
     /// Adds the points `range` of a decoded run, all in bucket `b`.
-    pub(crate) fn add_slice(&mut self, b: usize, ts: &[i64], values: &ColumnValues, range: std::ops::Range<usize>) {
+    pub(crate) fn add_slice(
+        &mut self,
+        b: usize,
+        ts: &[i64],
+        values: &ColumnValues,
+        range: std::ops::Range<usize>,
+    ) {
         if range.is_empty() {
             return;
         }
@@ -218,22 +256,32 @@ impl Accumulator {
                         for x in &run[1..] {
                             part += *x;
                         }
-                        s.float = if s.n == run.len() as u64 { part } else { s.float + part };
+                        s.float = if s.n == run.len() as u64 {
+                            part
+                        } else {
+                            s.float + part
+                        };
                     }
-                    ColumnValues::Integer(v) => s.int += v[range].iter().map(|x| i128::from(*x)).sum::<i128>(),
-                    ColumnValues::Unsigned(v) => s.int += v[range].iter().map(|x| i128::from(*x)).sum::<i128>(),
+                    ColumnValues::Integer(v) => {
+                        s.int += v[range].iter().map(|x| i128::from(*x)).sum::<i128>()
+                    }
+                    ColumnValues::Unsigned(v) => {
+                        s.int += v[range].iter().map(|x| i128::from(*x)).sum::<i128>()
+                    }
                     _ => {}
                 }
             }
             State::Extreme(e) => {
                 let want_max = kind == AggKind::Max;
-                let mut best = e[b];
-                for i in range {
-                    let Some(x) = num_at(values, i) else { continue };
-                    if x.is_nan() {
-                        continue;
-                    }
-                    let better = match best {
+                // Typed loops with native comparisons: the hot path of min() and max().
+                let found = match values {
+                    ColumnValues::Float(v) => extreme(&v[range.clone()], want_max, |x| x.is_nan()).map(|(x, i)| (Num::F(x), i)),
+                    ColumnValues::Integer(v) => extreme(&v[range.clone()], want_max, |_| false).map(|(x, i)| (Num::I(x), i)),
+                    ColumnValues::Unsigned(v) => extreme(&v[range.clone()], want_max, |_| false).map(|(x, i)| (Num::U(x), i)),
+                    _ => None,
+                };
+                if let Some((x, i)) = found {
+                    let better = match e[b] {
                         None => true,
                         Some((cur, _)) => {
                             let o = x.cmp(cur);
@@ -241,10 +289,9 @@ impl Accumulator {
                         }
                     };
                     if better {
-                        best = Some((x, ts[i]));
+                        e[b] = Some((x, ts[range.start + i]));
                     }
                 }
-                e[b] = best;
             }
             State::Edge(e) => {
                 let (i, t) = if kind == AggKind::First {
@@ -254,23 +301,40 @@ impl Accumulator {
                 };
                 let replace = match &e[b] {
                     None => true,
-                    Some((cur, _)) => if kind == AggKind::First { t < *cur } else { t > *cur },
+                    Some((cur, _)) => {
+                        if kind == AggKind::First {
+                            t < *cur
+                        } else {
+                            t > *cur
+                        }
+                    }
                 };
                 if replace {
                     e[b] = Some((t, value_at(values, i)));
                 }
             }
             State::Spread(s) => {
-                for i in range {
-                    let Some(x) = num_at(values, i) else { continue };
-                    if x.is_nan() {
-                        continue;
+                let found = match values {
+                    ColumnValues::Float(v) => {
+                        let run = &v[range.clone()];
+                        extreme(run, false, |x| x.is_nan()).zip(extreme(run, true, |x| x.is_nan())).map(|((lo, _), (hi, _))| (Num::F(lo), Num::F(hi)))
                     }
+                    ColumnValues::Integer(v) => {
+                        let run = &v[range.clone()];
+                        extreme(run, false, |_| false).zip(extreme(run, true, |_| false)).map(|((lo, _), (hi, _))| (Num::I(lo), Num::I(hi)))
+                    }
+                    ColumnValues::Unsigned(v) => {
+                        let run = &v[range.clone()];
+                        extreme(run, false, |_| false).zip(extreme(run, true, |_| false)).map(|((lo, _), (hi, _))| (Num::U(lo), Num::U(hi)))
+                    }
+                    _ => None,
+                };
+                if let Some((lo, hi)) = found {
                     s[b] = Some(match s[b] {
-                        None => (x, x),
-                        Some((lo, hi)) => (
-                            if x.cmp(lo) == Ordering::Less { x } else { lo },
-                            if x.cmp(hi) == Ordering::Greater { x } else { hi },
+                        None => (lo, hi),
+                        Some((a, z)) => (
+                            if lo.cmp(a) == Ordering::Less { lo } else { a },
+                            if hi.cmp(z) == Ordering::Greater { hi } else { z },
                         ),
                     });
                 }
@@ -310,19 +374,41 @@ impl Accumulator {
             }
             (State::Edge(e), values) => {
                 let (t, v) = match (kind, values) {
-                    (AggKind::First, ValueStats::Float { first, .. }) => (stats.min_time, Value::Float(*first)),
-                    (AggKind::First, ValueStats::Integer { first, .. }) => (stats.min_time, Value::Integer(*first)),
-                    (AggKind::First, ValueStats::Unsigned { first, .. }) => (stats.min_time, Value::Unsigned(*first)),
-                    (AggKind::First, ValueStats::Boolean { first, .. }) => (stats.min_time, Value::Boolean(*first)),
-                    (AggKind::Last, ValueStats::Float { last, .. }) => (stats.max_time, Value::Float(*last)),
-                    (AggKind::Last, ValueStats::Integer { last, .. }) => (stats.max_time, Value::Integer(*last)),
-                    (AggKind::Last, ValueStats::Unsigned { last, .. }) => (stats.max_time, Value::Unsigned(*last)),
-                    (AggKind::Last, ValueStats::Boolean { last, .. }) => (stats.max_time, Value::Boolean(*last)),
+                    (AggKind::First, ValueStats::Float { first, .. }) => {
+                        (stats.min_time, Value::Float(*first))
+                    }
+                    (AggKind::First, ValueStats::Integer { first, .. }) => {
+                        (stats.min_time, Value::Integer(*first))
+                    }
+                    (AggKind::First, ValueStats::Unsigned { first, .. }) => {
+                        (stats.min_time, Value::Unsigned(*first))
+                    }
+                    (AggKind::First, ValueStats::Boolean { first, .. }) => {
+                        (stats.min_time, Value::Boolean(*first))
+                    }
+                    (AggKind::Last, ValueStats::Float { last, .. }) => {
+                        (stats.max_time, Value::Float(*last))
+                    }
+                    (AggKind::Last, ValueStats::Integer { last, .. }) => {
+                        (stats.max_time, Value::Integer(*last))
+                    }
+                    (AggKind::Last, ValueStats::Unsigned { last, .. }) => {
+                        (stats.max_time, Value::Unsigned(*last))
+                    }
+                    (AggKind::Last, ValueStats::Boolean { last, .. }) => {
+                        (stats.max_time, Value::Boolean(*last))
+                    }
                     _ => return false,
                 };
                 let replace = match &e[b] {
                     None => true,
-                    Some((cur, _)) => if kind == AggKind::First { t < *cur } else { t > *cur },
+                    Some((cur, _)) => {
+                        if kind == AggKind::First {
+                            t < *cur
+                        } else {
+                            t > *cur
+                        }
+                    }
                 };
                 if replace {
                     e[b] = Some((t, v));
@@ -345,7 +431,11 @@ impl Accumulator {
                     None => true,
                     Some((cur, _)) => {
                         let o = x.cmp(cur);
-                        if kind == AggKind::Max { o == Ordering::Greater } else { o == Ordering::Less }
+                        if kind == AggKind::Max {
+                            o == Ordering::Greater
+                        } else {
+                            o == Ordering::Less
+                        }
                     }
                 };
                 if better {
@@ -366,7 +456,11 @@ impl Accumulator {
                     None => (lo, hi),
                     Some((a, z)) => (
                         if lo.cmp(a) == Ordering::Less { lo } else { a },
-                        if hi.cmp(z) == Ordering::Greater { hi } else { z },
+                        if hi.cmp(z) == Ordering::Greater {
+                            hi
+                        } else {
+                            z
+                        },
                     ),
                 });
             }
@@ -382,7 +476,13 @@ impl Accumulator {
         match (&mut self.state, other.state) {
             (State::Count(a), State::Count(b)) => a.iter_mut().zip(b).for_each(|(x, y)| *x += y),
             (State::Sum(a), State::Sum(b)) => a.iter_mut().zip(b).for_each(|(x, y)| {
-                x.float = if x.n == 0 { y.float } else if y.n == 0 { x.float } else { x.float + y.float };
+                x.float = if x.n == 0 {
+                    y.float
+                } else if y.n == 0 {
+                    x.float
+                } else {
+                    x.float + y.float
+                };
                 x.int += y.int;
                 x.n += y.n;
             }),
@@ -392,7 +492,13 @@ impl Accumulator {
                         None => true,
                         Some((cur, cur_t)) => match v.cmp(*cur) {
                             Ordering::Equal => t < *cur_t,
-                            o => if kind == AggKind::Max { o == Ordering::Greater } else { o == Ordering::Less },
+                            o => {
+                                if kind == AggKind::Max {
+                                    o == Ordering::Greater
+                                } else {
+                                    o == Ordering::Less
+                                }
+                            }
                         },
                     };
                     if better {
@@ -404,7 +510,13 @@ impl Accumulator {
                 if let Some((t, v)) = y {
                     let replace = match x {
                         None => true,
-                        Some((cur, _)) => if kind == AggKind::First { t < *cur } else { t > *cur },
+                        Some((cur, _)) => {
+                            if kind == AggKind::First {
+                                t < *cur
+                            } else {
+                                t > *cur
+                            }
+                        }
                     };
                     if replace {
                         *x = Some((t, v));
@@ -417,13 +529,21 @@ impl Accumulator {
                         None => (lo, hi),
                         Some((a, z)) => (
                             if lo.cmp(a) == Ordering::Less { lo } else { a },
-                            if hi.cmp(z) == Ordering::Greater { hi } else { z },
+                            if hi.cmp(z) == Ordering::Greater {
+                                hi
+                            } else {
+                                z
+                            },
                         ),
                     });
                 }
             }),
-            (State::Stddev(a), State::Stddev(b)) => a.iter_mut().zip(b).for_each(|(x, y)| x.merge(&y)),
-            (State::Samples(a), State::Samples(b)) => a.iter_mut().zip(b).for_each(|(x, y)| x.extend(y)),
+            (State::Stddev(a), State::Stddev(b)) => {
+                a.iter_mut().zip(b).for_each(|(x, y)| x.merge(&y))
+            }
+            (State::Samples(a), State::Samples(b)) => {
+                a.iter_mut().zip(b).for_each(|(x, y)| x.extend(y))
+            }
             _ => {}
         }
     }
@@ -454,11 +574,17 @@ impl Accumulator {
                 }
                 let sum = match field_type {
                     FieldType::Float => Value::Float(s.float),
-                    FieldType::Integer => i64::try_from(s.int).map_or(Value::Float(s.int as f64), Value::Integer),
+                    FieldType::Integer => {
+                        i64::try_from(s.int).map_or(Value::Float(s.int as f64), Value::Integer)
+                    }
                     _ => u64::try_from(s.int).map_or(Value::Float(s.int as f64), Value::Unsigned),
                 };
                 if kind == AggKind::Mean {
-                    let total = if field_type == FieldType::Float { s.float } else { s.int as f64 };
+                    let total = if field_type == FieldType::Float {
+                        s.float
+                    } else {
+                        s.int as f64
+                    };
                     (Value::Float(total / s.n as f64), None)
                 } else {
                     (sum, None)
@@ -474,7 +600,8 @@ impl Accumulator {
             },
             State::Spread(s) => match s[b] {
                 Some((Num::I(lo), Num::I(hi))) => (
-                    i64::try_from(i128::from(hi) - i128::from(lo)).map_or(Value::Float(hi as f64 - lo as f64), Value::Integer),
+                    i64::try_from(i128::from(hi) - i128::from(lo))
+                        .map_or(Value::Float(hi as f64 - lo as f64), Value::Integer),
                     None,
                 ),
                 Some((Num::U(lo), Num::U(hi))) => (Value::Unsigned(hi - lo), None),
@@ -492,17 +619,29 @@ impl Accumulator {
             State::Samples(s) => {
                 let samples = &mut s[b];
                 if samples.is_empty() {
-                    return (if kind == AggKind::CountDistinct { Value::Integer(0) } else { Value::Null }, None);
+                    return (
+                        if kind == AggKind::CountDistinct {
+                            Value::Integer(0)
+                        } else {
+                            Value::Null
+                        },
+                        None,
+                    );
                 }
                 match kind {
                     AggKind::Median => {
-                        let mut nums: Vec<f64> = samples.iter().filter_map(|(_, v)| v.as_f64()).collect();
+                        let mut nums: Vec<f64> =
+                            samples.iter().filter_map(|(_, v)| v.as_f64()).collect();
                         nums.sort_by(f64::total_cmp);
                         let n = nums.len();
                         if n == 0 {
                             return (Value::Null, None);
                         }
-                        let m = if n % 2 == 1 { nums[n / 2] } else { (nums[n / 2 - 1] + nums[n / 2]) / 2.0 };
+                        let m = if n % 2 == 1 {
+                            nums[n / 2]
+                        } else {
+                            (nums[n / 2 - 1] + nums[n / 2]) / 2.0
+                        };
                         (Value::Float(m), None)
                     }
                     AggKind::Percentile(p) => {
@@ -546,7 +685,9 @@ impl Accumulator {
     /// The rows of a multi-row function (distinct, top, bottom) for bucket `b`, time-ordered.
     pub(crate) fn rows(&mut self, b: usize) -> Vec<(i64, Value)> {
         let kind = self.kind;
-        let State::Samples(s) = &mut self.state else { return Vec::new() };
+        let State::Samples(s) = &mut self.state else {
+            return Vec::new();
+        };
         let samples = &mut s[b];
         match kind {
             AggKind::Distinct => {
@@ -615,9 +756,14 @@ mod tests {
         assert_eq!(run(AggKind::Percentile(50.0), v()).0, Value::Float(3.0));
         assert_eq!(run(AggKind::Percentile(100.0), v()).0, Value::Float(9.0));
         assert_eq!(run(AggKind::Percentile(0.0), v()).0, Value::Null);
-        let Value::Float(sd) = run(AggKind::Stddev, v()).0 else { panic!() };
+        let Value::Float(sd) = run(AggKind::Stddev, v()).0 else {
+            panic!()
+        };
         // Sample standard deviation (n - 1): the squared deviations sum to 44.8333.
-        assert!((sd - (44.833_333_333_333_33f64 / 5.0).sqrt()).abs() < 1e-12, "{sd}");
+        assert!(
+            (sd - (44.833_333_333_333_33f64 / 5.0).sqrt()).abs() < 1e-12,
+            "{sd}"
+        );
     }
 
     #[test]
@@ -636,7 +782,10 @@ mod tests {
         let values = ColumnValues::Integer(vec![5, 9, 5, 7]);
         let mut acc = Accumulator::new(AggKind::Top(2), FieldType::Integer, 1);
         acc.add_slice(0, &ts, &values, 0..4);
-        assert_eq!(acc.rows(0), vec![(10, Value::Integer(9)), (30, Value::Integer(7))]);
+        assert_eq!(
+            acc.rows(0),
+            vec![(10, Value::Integer(9)), (30, Value::Integer(7))]
+        );
         let mut acc = Accumulator::new(AggKind::Distinct, FieldType::Integer, 1);
         acc.add_slice(0, &ts, &values, 0..4);
         assert_eq!(acc.rows(0).len(), 3);

@@ -33,7 +33,11 @@ pub(crate) trait Schema: Sync {
 }
 
 /// Analyzes a WHERE clause.
-pub(crate) fn analyze(condition: Option<&Expr>, now: i64, schema: &dyn Schema) -> QueryResult<Condition> {
+pub(crate) fn analyze(
+    condition: Option<&Expr>,
+    now: i64,
+    schema: &dyn Schema,
+) -> QueryResult<Condition> {
     let mut out = Condition {
         min_time: i64::MIN,
         max_time: i64::MAX,
@@ -41,7 +45,9 @@ pub(crate) fn analyze(condition: Option<&Expr>, now: i64, schema: &dyn Schema) -
         tag_filter: TagFilter::All,
         row_filter: None,
     };
-    let Some(condition) = condition else { return Ok(out) };
+    let Some(condition) = condition else {
+        return Ok(out);
+    };
     let mut conjuncts = Vec::new();
     flatten_and(condition, &mut conjuncts);
     let mut tag_parts = Vec::new();
@@ -62,14 +68,24 @@ pub(crate) fn analyze(condition: Option<&Expr>, now: i64, schema: &dyn Schema) -
     };
     out.row_filter = rest.into_iter().reduce(|lhs, rhs| {
         let span = lhs.span().to(rhs.span());
-        Expr::Binary(crate::ast::BinaryExpr { op: BinaryOp::And, lhs: Box::new(lhs), rhs: Box::new(rhs), span })
+        Expr::Binary(crate::ast::BinaryExpr {
+            op: BinaryOp::And,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+            span,
+        })
     });
     Ok(out)
 }
 
 /// Only the tag part of a condition (SHOW statements ignore time and need no data).
-pub(crate) fn tag_only_filter(condition: Option<&Expr>, schema: &dyn Schema) -> QueryResult<TagFilter> {
-    let Some(condition) = condition else { return Ok(TagFilter::All) };
+pub(crate) fn tag_only_filter(
+    condition: Option<&Expr>,
+    schema: &dyn Schema,
+) -> QueryResult<TagFilter> {
+    let Some(condition) = condition else {
+        return Ok(TagFilter::All);
+    };
     let mut conjuncts = Vec::new();
     flatten_and(condition, &mut conjuncts);
     let mut parts = Vec::new();
@@ -119,7 +135,9 @@ fn mentions_time(expr: &Expr) -> bool {
 
 fn apply_time_comparison(expr: &Expr, now: i64, out: &mut Condition) -> QueryResult<()> {
     let Expr::Binary(b) = expr.unparenthesized() else {
-        return Err(invalid(format!("invalid time condition `{expr}`: compare time with a time, e.g. time > now() - 1h")));
+        return Err(invalid(format!(
+            "invalid time condition `{expr}`: compare time with a time, e.g. time > now() - 1h"
+        )));
     };
     if b.op.is_logical() {
         return Err(invalid(format!(
@@ -138,7 +156,9 @@ fn apply_time_comparison(expr: &Expr, now: i64, out: &mut Condition) -> QueryRes
         };
         (flipped, &*b.lhs)
     } else {
-        return Err(invalid(format!("invalid time condition `{expr}`: compare time directly with a time")));
+        return Err(invalid(format!(
+            "invalid time condition `{expr}`: compare time directly with a time"
+        )));
     };
     let t = time_value(other, now)?;
     match op {
@@ -172,25 +192,35 @@ fn apply_time_comparison(expr: &Expr, now: i64, out: &mut Condition) -> QueryRes
 pub(crate) fn time_value(expr: &Expr, now: i64) -> QueryResult<i64> {
     match expr.unparenthesized() {
         Expr::Now { .. } => Ok(now),
-        Expr::Literal(l) => match &l.value {
-            LiteralValue::String(s) => {
-                let literal = TimeLiteral::parse(s).map_err(|e| {
+        Expr::Literal(l) => {
+            match &l.value {
+                LiteralValue::String(s) => {
+                    let literal = TimeLiteral::parse(s).map_err(|e| {
                     invalid(format!("invalid time {s:?}: {e} (expected RFC 3339 such as '2026-11-30T00:00:00Z')"))
                 })?;
-                literal.unix_nanos(0).ok_or_else(|| invalid(format!("time {s:?} is outside 1677..2262")))
+                    literal
+                        .unix_nanos(0)
+                        .ok_or_else(|| invalid(format!("time {s:?} is outside 1677..2262")))
+                }
+                LiteralValue::Integer(n) => Ok(*n),
+                LiteralValue::Duration(n) => Ok(*n),
+                LiteralValue::Float(f) if f.is_finite() => Ok(*f as i64),
+                _ => Err(invalid(format!("`{expr}` is not a time"))),
             }
-            LiteralValue::Integer(n) => Ok(*n),
-            LiteralValue::Duration(n) => Ok(*n),
-            LiteralValue::Float(f) if f.is_finite() => Ok(*f as i64),
-            _ => Err(invalid(format!("`{expr}` is not a time"))),
-        },
+        }
         Expr::Binary(b) if matches!(b.op, BinaryOp::Add | BinaryOp::Sub) => {
             let lhs = time_value(&b.lhs, now)?;
             let rhs = duration_value(&b.rhs)?;
-            let result = if b.op == BinaryOp::Add { lhs.checked_add(rhs) } else { lhs.checked_sub(rhs) };
+            let result = if b.op == BinaryOp::Add {
+                lhs.checked_add(rhs)
+            } else {
+                lhs.checked_sub(rhs)
+            };
             result.ok_or_else(|| invalid(format!("time `{expr}` overflows")))
         }
-        _ => Err(invalid(format!("`{expr}` is not a time: use an RFC 3339 string, an epoch with a unit such as 1700000000000ms, or now() - 1h"))),
+        _ => Err(invalid(format!(
+            "`{expr}` is not a time: use an RFC 3339 string, an epoch with a unit such as 1700000000000ms, or now() - 1h"
+        ))),
     }
 }
 
@@ -209,10 +239,15 @@ fn duration_value(expr: &Expr) -> QueryResult<i64> {
 fn tag_filter(expr: &Expr, schema: &dyn Schema) -> QueryResult<Option<TagFilter>> {
     match expr.unparenthesized() {
         Expr::Binary(b) if b.op.is_logical() => {
-            let (Some(lhs), Some(rhs)) = (tag_filter(&b.lhs, schema)?, tag_filter(&b.rhs, schema)?) else {
+            let (Some(lhs), Some(rhs)) = (tag_filter(&b.lhs, schema)?, tag_filter(&b.rhs, schema)?)
+            else {
                 return Ok(None);
             };
-            Ok(Some(if b.op == BinaryOp::And { TagFilter::And(vec![lhs, rhs]) } else { TagFilter::Or(vec![lhs, rhs]) }))
+            Ok(Some(if b.op == BinaryOp::And {
+                TagFilter::And(vec![lhs, rhs])
+            } else {
+                TagFilter::Or(vec![lhs, rhs])
+            }))
         }
         Expr::Binary(b) => {
             let (tag, literal, op) = match (tag_name(&b.lhs, schema), tag_name(&b.rhs, schema)) {
@@ -220,11 +255,17 @@ fn tag_filter(expr: &Expr, schema: &dyn Schema) -> QueryResult<Option<TagFilter>
                 (None, Some(t)) => (t, &*b.lhs, b.op),
                 _ => return Ok(None),
             };
-            let Expr::Literal(l) = literal.unparenthesized() else { return Ok(None) };
+            let Expr::Literal(l) = literal.unparenthesized() else {
+                return Ok(None);
+            };
             Ok(match (op, &l.value) {
                 (BinaryOp::Eq, LiteralValue::String(s)) => Some(TagFilter::equal(tag, s.clone())),
-                (BinaryOp::NotEq, LiteralValue::String(s)) => Some(TagFilter::not_equal(tag, s.clone())),
-                (BinaryOp::RegexMatch, LiteralValue::Regex(r)) => Some(TagFilter::regex(tag, compile_regex(r)?)),
+                (BinaryOp::NotEq, LiteralValue::String(s)) => {
+                    Some(TagFilter::not_equal(tag, s.clone()))
+                }
+                (BinaryOp::RegexMatch, LiteralValue::Regex(r)) => {
+                    Some(TagFilter::regex(tag, compile_regex(r)?))
+                }
                 (BinaryOp::RegexNotMatch, LiteralValue::Regex(r)) => {
                     Some(TagFilter::not_regex(tag, compile_regex(r)?))
                 }
@@ -294,7 +335,10 @@ impl RegexCache {
     }
 
     fn get(&self, pattern: &str) -> Option<&Regex> {
-        self.compiled.iter().find(|(p, _)| p == pattern).map(|(_, r)| r)
+        self.compiled
+            .iter()
+            .find(|(p, _)| p == pattern)
+            .map(|(_, r)| r)
     }
 }
 
@@ -353,7 +397,9 @@ fn eval(expr: &Expr, row: &dyn Row, schema: &dyn Schema, regexes: &RegexCache) -
             op if op.is_comparison() => {
                 let lhs = eval(&b.lhs, row, schema, regexes);
                 let rhs = eval(&b.rhs, row, schema, regexes);
-                let Some(ordering) = lhs.compare(&rhs) else { return Value::Boolean(false) };
+                let Some(ordering) = lhs.compare(&rhs) else {
+                    return Value::Boolean(false);
+                };
                 use std::cmp::Ordering::*;
                 Value::Boolean(match op {
                     BinaryOp::Eq => ordering == Equal,
@@ -365,7 +411,11 @@ fn eval(expr: &Expr, row: &dyn Row, schema: &dyn Schema, regexes: &RegexCache) -
                     _ => false,
                 })
             }
-            op => arithmetic(op, &eval(&b.lhs, row, schema, regexes), &eval(&b.rhs, row, schema, regexes)),
+            op => arithmetic(
+                op,
+                &eval(&b.lhs, row, schema, regexes),
+                &eval(&b.rhs, row, schema, regexes),
+            ),
         },
         _ => Value::Null,
     }
@@ -387,7 +437,9 @@ pub(crate) fn arithmetic(op: BinaryOp, lhs: &Value, rhs: &Value) -> Value {
             r.map_or(Value::Null, Value::Integer)
         }
         _ => {
-            let (Some(a), Some(b)) = (lhs.as_f64(), rhs.as_f64()) else { return Value::Null };
+            let (Some(a), Some(b)) = (lhs.as_f64(), rhs.as_f64()) else {
+                return Value::Null;
+            };
             let r = match op {
                 BinaryOp::Add => a + b,
                 BinaryOp::Sub => a - b,
@@ -416,7 +468,12 @@ mod tests {
     }
 
     fn analyzed(text: &str) -> Condition {
-        analyze(Some(&parse_expression(text).unwrap()), 1_000_000_000_000, &Fields).unwrap()
+        analyze(
+            Some(&parse_expression(text).unwrap()),
+            1_000_000_000_000,
+            &Fields,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -428,12 +485,20 @@ mod tests {
         assert!(!c.has_max);
         assert!(matches!(c.tag_filter, TagFilter::Match(_)));
         let c = analyzed("1700000000000ms <= time and time <= 1700003600000ms");
-        assert_eq!((c.min_time, c.max_time), (1_700_000_000_000_000_000, 1_700_003_600_000_000_000));
+        assert_eq!(
+            (c.min_time, c.max_time),
+            (1_700_000_000_000_000_000, 1_700_003_600_000_000_000)
+        );
     }
 
     #[test]
     fn time_inside_or_is_rejected_with_advice() {
-        let err = analyze(Some(&parse_expression("time > 5 OR host = 'a'").unwrap()), 0, &Fields).unwrap_err();
+        let err = analyze(
+            Some(&parse_expression("time > 5 OR host = 'a'").unwrap()),
+            0,
+            &Fields,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("AND"), "{err}");
     }
 

@@ -14,8 +14,15 @@ pub enum QueryError {
         "query exceeds a limit: it would {what} {value}, more than {setting} = {limit}; narrow the \
          time range or the WHERE clause, or raise {setting}"
     )]
-    Limit { what: &'static str, value: u64, limit: u64, setting: &'static str },
-    #[error("query timed out after {seconds:.1}s (query.timeout); narrow the time range or raise query.timeout")]
+    Limit {
+        what: &'static str,
+        value: u64,
+        limit: u64,
+        setting: &'static str,
+    },
+    #[error(
+        "query timed out after {seconds:.1}s (query.timeout); narrow the time range or raise query.timeout"
+    )]
     Timeout { seconds: f64 },
     #[error("query cancelled: the client went away")]
     Cancelled,

@@ -6,14 +6,12 @@ use std::sync::Arc;
 
 use tally_engine::{Database, Engine, TagFilter};
 
+use super::ExecContext;
 use super::condition::{self, Schema, compile_regex};
 use super::error::{QueryError, QueryResult, invalid};
 use super::result::ResultSeries;
 use super::value::Value;
-use super::ExecContext;
-use crate::ast::{
-    CardinalityKind, Ident, MeasurementName, MeasurementRef, Statement, TagKeyMatch,
-};
+use crate::ast::{CardinalityKind, Ident, MeasurementName, MeasurementRef, Statement, TagKeyMatch};
 
 pub(crate) fn execute(
     engine: &Engine,
@@ -42,7 +40,11 @@ pub(crate) fn execute(
         Statement::ShowDatabases { .. } => Ok(vec![ResultSeries {
             name: "databases".into(),
             columns: vec!["name".into()],
-            values: engine.database_names().into_iter().map(|n| vec![Value::String(n)]).collect(),
+            values: engine
+                .database_names()
+                .into_iter()
+                .map(|n| vec![Value::String(n)])
+                .collect(),
             ..ResultSeries::default()
         }]),
         Statement::ShowRetentionPolicies(s) => {
@@ -51,7 +53,15 @@ pub(crate) fn execute(
             // Tally keeps one retention setting per database; report it in the shape clients
             // expect, as InfluxDB's default policy.
             Ok(vec![ResultSeries {
-                columns: ["name", "duration", "shardGroupDuration", "replicaN", "default"].map(String::from).to_vec(),
+                columns: [
+                    "name",
+                    "duration",
+                    "shardGroupDuration",
+                    "replicaN",
+                    "default",
+                ]
+                .map(String::from)
+                .to_vec(),
                 values: vec![vec![
                     Value::String("autogen".into()),
                     Value::String("0s".into()),
@@ -76,7 +86,10 @@ pub(crate) fn execute(
             if s.condition.is_some() {
                 let mut kept = Vec::new();
                 for m in names {
-                    let filter = condition::tag_only_filter(s.condition.as_ref(), &CatalogSchema::new(&db, &m))?;
+                    let filter = condition::tag_only_filter(
+                        s.condition.as_ref(),
+                        &CatalogSchema::new(&db, &m),
+                    )?;
                     if !db.series(&m, &filter).is_empty() {
                         kept.push(m);
                     }
@@ -196,12 +209,17 @@ pub(crate) fn execute(
                             Some(k) => matching_keys(db.tag_keys(m), k)?,
                             None => db.tag_keys(m),
                         };
-                        keys.iter().map(|k| db.tag_values(m, k, &filter).len() as u64).sum()
+                        keys.iter()
+                            .map(|k| db.tag_values(m, k, &filter).len() as u64)
+                            .sum()
                     }
                 })
             };
             // Counts are exact (the catalog is in memory), so EXACT changes nothing.
-            if matches!(s.kind, CardinalityKind::Series | CardinalityKind::Measurement) {
+            if matches!(
+                s.kind,
+                CardinalityKind::Series | CardinalityKind::Measurement
+            ) {
                 let mut total = 0u64;
                 for m in &ms {
                     total += count(m)?;
@@ -242,32 +260,51 @@ pub(crate) fn execute(
             }
             Ok(vec![ResultSeries {
                 name: "databases".into(),
-                columns: ["database", "series", "columns", "pointsWritten", "headBytes", "segments", "segmentBytes"]
-                    .map(String::from)
-                    .to_vec(),
+                columns: [
+                    "database",
+                    "series",
+                    "columns",
+                    "pointsWritten",
+                    "headBytes",
+                    "segments",
+                    "segmentBytes",
+                ]
+                .map(String::from)
+                .to_vec(),
                 values,
                 ..ResultSeries::default()
             }])
         }
-        Statement::ShowRules { .. } | Statement::ShowAlerts { .. } => {
-            Err(QueryError::Unsupported("SHOW RULES and SHOW ALERTS (alert rules)".into()))
+        Statement::ShowRules { .. } | Statement::ShowAlerts { .. } => Err(QueryError::Unsupported(
+            "SHOW RULES and SHOW ALERTS (alert rules)".into(),
+        )),
+        Statement::ShowCompactions { .. } => {
+            Err(QueryError::Unsupported("SHOW COMPACTIONS".into()))
         }
-        Statement::ShowCompactions { .. } => Err(QueryError::Unsupported("SHOW COMPACTIONS".into())),
         Statement::CreateRetentionPolicy(_)
         | Statement::AlterRetentionPolicy(_)
         | Statement::DropRetentionPolicy(_) => Err(QueryError::Unsupported(
             "retention policy statements (set retention per database in the configuration)".into(),
         )),
-        Statement::DropMeasurement(_) | Statement::DropSeries(_) | Statement::Delete(_) => {
-            Err(QueryError::Unsupported("deleting data (DROP MEASUREMENT, DROP SERIES, DELETE)".into()))
-        }
+        Statement::DropMeasurement(_) | Statement::DropSeries(_) | Statement::Delete(_) => Err(
+            QueryError::Unsupported("deleting data (DROP MEASUREMENT, DROP SERIES, DELETE)".into()),
+        ),
         other => Err(invalid(format!("`{other}` cannot run here"))),
     }
 }
 
-fn database(engine: &Engine, on: Option<&Ident>, default_db: Option<&str>) -> QueryResult<Arc<Database>> {
-    let name = on.map(|i| i.name.as_str()).or(default_db).ok_or(QueryError::DatabaseRequired)?;
-    engine.database(name).ok_or_else(|| QueryError::DatabaseNotFound(name.to_string()))
+fn database(
+    engine: &Engine,
+    on: Option<&Ident>,
+    default_db: Option<&str>,
+) -> QueryResult<Arc<Database>> {
+    let name = on
+        .map(|i| i.name.as_str())
+        .or(default_db)
+        .ok_or(QueryError::DatabaseRequired)?;
+    engine
+        .database(name)
+        .ok_or_else(|| QueryError::DatabaseNotFound(name.to_string()))
 }
 
 /// The measurements a FROM clause names (all of them without FROM).
@@ -307,7 +344,10 @@ fn matching_keys(keys: Vec<String>, key: &TagKeyMatch) -> QueryResult<Vec<String
             let re = compile_regex(&r.pattern)?;
             keys.into_iter().filter(|x| !re.is_match(x)).collect()
         }
-        TagKeyMatch::In(list) => keys.into_iter().filter(|x| list.iter().any(|k| k.name == *x)).collect(),
+        TagKeyMatch::In(list) => keys
+            .into_iter()
+            .filter(|x| list.iter().any(|k| k.name == *x))
+            .collect(),
     })
 }
 
@@ -346,7 +386,13 @@ pub(crate) struct CatalogSchema {
 
 impl CatalogSchema {
     pub(crate) fn new(db: &Database, measurement: &str) -> CatalogSchema {
-        CatalogSchema { fields: db.field_keys(measurement).into_iter().map(|(k, _)| k).collect() }
+        CatalogSchema {
+            fields: db
+                .field_keys(measurement)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+        }
     }
 }
 

@@ -98,18 +98,28 @@ impl ExecContext {
 
     /// Fails when the query ran out of time or was cancelled.
     pub(crate) fn check(&self) -> QueryResult<()> {
-        if self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
             return Err(QueryError::Cancelled);
         }
         if Instant::now() > self.deadline {
-            return Err(QueryError::Timeout { seconds: self.started.elapsed().as_secs_f64() });
+            return Err(QueryError::Timeout {
+                seconds: self.started.elapsed().as_secs_f64(),
+            });
         }
         Ok(())
     }
 
     /// Counts decoded points against `max_points_scanned`.
     pub(crate) fn scanned(&self, points: u64) -> QueryResult<()> {
-        let total = self.counters.points_decoded.fetch_add(points, Ordering::Relaxed) + points;
+        let total = self
+            .counters
+            .points_decoded
+            .fetch_add(points, Ordering::Relaxed)
+            + points;
         let limit = self.limits.max_points_scanned;
         if limit > 0 && total > limit {
             return Err(QueryError::Limit {
@@ -125,7 +135,12 @@ impl ExecContext {
     pub(crate) fn check_rows(&self, rows: u64) -> QueryResult<()> {
         let limit = self.limits.max_result_rows;
         if limit > 0 && rows > limit {
-            return Err(QueryError::Limit { what: "return rows:", value: rows, limit, setting: "query.max_result_rows" });
+            return Err(QueryError::Limit {
+                what: "return rows:",
+                value: rows,
+                limit,
+                setting: "query.max_result_rows",
+            });
         }
         Ok(())
     }
@@ -133,7 +148,12 @@ impl ExecContext {
     pub(crate) fn check_series(&self, series: u64) -> QueryResult<()> {
         let limit = self.limits.max_series;
         if limit > 0 && series > limit {
-            return Err(QueryError::Limit { what: "read series:", value: series, limit, setting: "query.max_series" });
+            return Err(QueryError::Limit {
+                what: "read series:",
+                value: series,
+                limit,
+                setting: "query.max_series",
+            });
         }
         Ok(())
     }
@@ -147,7 +167,11 @@ fn now_ns() -> i64 {
 }
 
 /// Parses and runs a query of one or more statements.
-pub fn execute(engine: &Engine, text: &str, options: &QueryOptions) -> Result<Vec<StatementResult>, ParseError> {
+pub fn execute(
+    engine: &Engine,
+    text: &str,
+    options: &QueryOptions,
+) -> Result<Vec<StatementResult>, ParseError> {
     let query = crate::parse_query(text)?;
     for statement in &query.statements {
         crate::validate(statement, text)?;
@@ -157,8 +181,16 @@ pub fn execute(engine: &Engine, text: &str, options: &QueryOptions) -> Result<Ve
         let ctx = ExecContext::new(options);
         let outcome = execute_statement(engine, statement, options, &ctx);
         results.push(match outcome {
-            Ok(series) => StatementResult { statement_id, series, ..StatementResult::default() },
-            Err(e) => StatementResult { statement_id, error: Some(e.to_string()), ..StatementResult::default() },
+            Ok(series) => StatementResult {
+                statement_id,
+                series,
+                ..StatementResult::default()
+            },
+            Err(e) => StatementResult {
+                statement_id,
+                error: Some(e.to_string()),
+                ..StatementResult::default()
+            },
         });
     }
     Ok(results)
@@ -174,7 +206,11 @@ fn execute_statement(
     match statement {
         Statement::Select(select) => select::execute(engine, default_db, select, ctx, None),
         Statement::Explain(explain) => {
-            let mode = if explain.analyze { select::Explain::Analyze } else { select::Explain::Plan };
+            let mode = if explain.analyze {
+                select::Explain::Analyze
+            } else {
+                select::Explain::Plan
+            };
             select::execute(engine, default_db, &explain.select, ctx, Some(mode))
         }
         other => meta::execute(engine, default_db, other, ctx),

@@ -16,14 +16,14 @@ use std::sync::atomic::Ordering;
 use rayon::prelude::*;
 use tally_engine::{ColumnValues, Database, Engine, FieldType, FieldValue, ReadView};
 
-use super::aggregate::{AggKind, Accumulator};
+use super::ExecContext;
+use super::aggregate::{Accumulator, AggKind};
 use super::condition::{self, Condition, RegexCache, Row, Schema, arithmetic};
 use super::error::{QueryError, QueryResult, invalid};
 use super::meta::CatalogSchema;
 use super::result::ResultSeries;
 use super::transform;
 use super::value::Value;
-use super::ExecContext;
 use crate::ast::{
     BinaryOp, Call, Cast, Expr, FillOption, LiteralValue, MeasurementName, SelectStatement, Source,
     UnaryOp,
@@ -55,15 +55,32 @@ struct TransformSpec {
 
 #[derive(Clone, Copy, Debug)]
 enum TransformKind {
-    Derivative { unit: i64, non_negative: bool },
-    Difference { non_negative: bool },
-    Rate { unit: i64 },
+    Derivative {
+        unit: i64,
+        non_negative: bool,
+    },
+    Difference {
+        non_negative: bool,
+    },
+    Rate {
+        unit: i64,
+    },
     MovingAverage(usize),
     CumulativeSum,
-    Elapsed { unit: i64 },
+    Elapsed {
+        unit: i64,
+    },
     Trend,
-    Forecast { horizon: i64, method: transform::ForecastMethod, season: Option<i64>, part: ForecastPart },
-    Anomaly { window: usize, threshold: Option<f64> },
+    Forecast {
+        horizon: i64,
+        method: transform::ForecastMethod,
+        season: Option<i64>,
+        part: ForecastPart,
+    },
+    Anomaly {
+        window: usize,
+        threshold: Option<f64>,
+    },
 }
 
 /// Which of a forecast's numbers a column shows: a `forecast(...)` column is followed by its
@@ -133,9 +150,15 @@ fn integer_arg(call: &Call, i: usize, what: &str) -> QueryResult<i64> {
     match call.args.get(i).map(Expr::unparenthesized) {
         Some(Expr::Literal(l)) => match l.value {
             LiteralValue::Integer(n) => Ok(n),
-            _ => Err(invalid(format!("{}(): the {what} must be an integer", call.name))),
+            _ => Err(invalid(format!(
+                "{}(): the {what} must be an integer",
+                call.name
+            ))),
         },
-        _ => Err(invalid(format!("{}(): the {what} must be an integer", call.name))),
+        _ => Err(invalid(format!(
+            "{}(): the {what} must be an integer",
+            call.name
+        ))),
     }
 }
 
@@ -144,9 +167,15 @@ fn number_arg(call: &Call, i: usize, what: &str) -> QueryResult<f64> {
         Some(Expr::Literal(l)) => match l.value {
             LiteralValue::Integer(n) => Ok(n as f64),
             LiteralValue::Float(f) => Ok(f),
-            _ => Err(invalid(format!("{}(): the {what} must be a number", call.name))),
+            _ => Err(invalid(format!(
+                "{}(): the {what} must be a number",
+                call.name
+            ))),
         },
-        _ => Err(invalid(format!("{}(): the {what} must be a number", call.name))),
+        _ => Err(invalid(format!(
+            "{}(): the {what} must be a number",
+            call.name
+        ))),
     }
 }
 
@@ -155,9 +184,15 @@ fn duration_arg(call: &Call, i: usize, default: i64) -> QueryResult<i64> {
         None => Ok(default),
         Some(Expr::Literal(l)) => match l.value {
             LiteralValue::Duration(d) if d > 0 => Ok(d),
-            _ => Err(invalid(format!("{}(): expected a positive duration such as 1s", call.name))),
+            _ => Err(invalid(format!(
+                "{}(): expected a positive duration such as 1s",
+                call.name
+            ))),
         },
-        Some(other) => Err(invalid(format!("{}(): `{other}` is not a duration", call.name))),
+        Some(other) => Err(invalid(format!(
+            "{}(): `{other}` is not a duration",
+            call.name
+        ))),
     }
 }
 
@@ -183,15 +218,24 @@ impl Planner<'_> {
                 if is_tag {
                     Out::Tag(v.name.clone())
                 } else {
-                    Out::Field { name: v.name.clone(), cast: v.cast.filter(|c| !matches!(c, Cast::Field)) }
+                    Out::Field {
+                        name: v.name.clone(),
+                        cast: v.cast.filter(|c| !matches!(c, Cast::Field)),
+                    }
                 }
             }
             Expr::Unary(u) if u.op == UnaryOp::Neg => Out::Neg(Box::new(self.lower(&u.operand)?)),
-            Expr::Binary(b) if b.op.is_arithmetic() => {
-                Out::Binary(b.op, Box::new(self.lower(&b.lhs)?), Box::new(self.lower(&b.rhs)?))
-            }
+            Expr::Binary(b) if b.op.is_arithmetic() => Out::Binary(
+                b.op,
+                Box::new(self.lower(&b.lhs)?),
+                Box::new(self.lower(&b.rhs)?),
+            ),
             Expr::Call(call) => self.lower_call(call)?,
-            Expr::Wildcard(_) => return Err(invalid("a wildcard can only stand alone in the SELECT list or inside a function")),
+            Expr::Wildcard(_) => {
+                return Err(invalid(
+                    "a wildcard can only stand alone in the SELECT list or inside a function",
+                ));
+            }
             other => return Err(invalid(format!("`{other}` cannot be selected"))),
         })
     }
@@ -202,7 +246,12 @@ impl Planner<'_> {
             Some(Expr::Call(inner)) if inner.name == "distinct" && kind == AggKind::Count => {
                 return self.aggregate(AggKind::CountDistinct, inner);
             }
-            _ => return Err(invalid(format!("{}() takes a field name as its first argument", call.name))),
+            _ => {
+                return Err(invalid(format!(
+                    "{}() takes a field name as its first argument",
+                    call.name
+                )));
+            }
         };
         if let Some(t) = self.fields.get(&field) {
             kind.check_type(&call.name, *t).map_err(invalid)?;
@@ -245,13 +294,23 @@ impl Planner<'_> {
             "p99" => self.aggregate(AggKind::Percentile(99.0), call),
             "top" | "bottom" => {
                 if call.args.len() != 2 {
-                    return Err(QueryError::Unsupported(format!("{}() with tag arguments", call.name)));
+                    return Err(QueryError::Unsupported(format!(
+                        "{}() with tag arguments",
+                        call.name
+                    )));
                 }
                 let n = integer_arg(call, 1, "number of points")?;
                 if n < 1 {
-                    return Err(invalid(format!("{}(): the number of points must be at least 1", call.name)));
+                    return Err(invalid(format!(
+                        "{}(): the number of points must be at least 1",
+                        call.name
+                    )));
                 }
-                let kind = if call.name == "top" { AggKind::Top(n as usize) } else { AggKind::Bottom(n as usize) };
+                let kind = if call.name == "top" {
+                    AggKind::Top(n as usize)
+                } else {
+                    AggKind::Bottom(n as usize)
+                };
                 self.aggregate(kind, call)
             }
             "derivative" | "non_negative_derivative" => transform(
@@ -263,9 +322,16 @@ impl Planner<'_> {
             ),
             "difference" | "non_negative_difference" => transform(
                 self,
-                TransformKind::Difference { non_negative: call.name.starts_with("non_negative") },
+                TransformKind::Difference {
+                    non_negative: call.name.starts_with("non_negative"),
+                },
             ),
-            "rate" => transform(self, TransformKind::Rate { unit: duration_arg(call, 1, 1_000_000_000)? }),
+            "rate" => transform(
+                self,
+                TransformKind::Rate {
+                    unit: duration_arg(call, 1, 1_000_000_000)?,
+                },
+            ),
             "moving_average" => {
                 let n = integer_arg(call, 1, "window")?;
                 if n < 1 {
@@ -274,7 +340,12 @@ impl Planner<'_> {
                 transform(self, TransformKind::MovingAverage(n as usize))
             }
             "cumulative_sum" => transform(self, TransformKind::CumulativeSum),
-            "elapsed" => transform(self, TransformKind::Elapsed { unit: duration_arg(call, 1, 1)? }),
+            "elapsed" => transform(
+                self,
+                TransformKind::Elapsed {
+                    unit: duration_arg(call, 1, 1)?,
+                },
+            ),
             "trend" => transform(self, TransformKind::Trend),
             "forecast" => {
                 let horizon = duration_arg(call, 1, 0)?;
@@ -289,12 +360,26 @@ impl Planner<'_> {
                                 })?;
                             }
                             LiteralValue::Duration(d) if *d > 0 => season = Some(*d),
-                            _ => return Err(invalid(format!("forecast(): unexpected argument `{arg}`; expected 'holt-winters', 'linear' or a season duration"))),
+                            _ => {
+                                return Err(invalid(format!(
+                                    "forecast(): unexpected argument `{arg}`; expected 'holt-winters', 'linear' or a season duration"
+                                )));
+                            }
                         },
-                        _ => return Err(invalid(format!("forecast(): unexpected argument `{arg}`"))),
+                        _ => {
+                            return Err(invalid(format!("forecast(): unexpected argument `{arg}`")));
+                        }
                     }
                 }
-                transform(self, TransformKind::Forecast { horizon, method, season, part: ForecastPart::Value })
+                transform(
+                    self,
+                    TransformKind::Forecast {
+                        horizon,
+                        method,
+                        season,
+                        part: ForecastPart::Value,
+                    },
+                )
             }
             "anomaly" => {
                 // anomaly(expr[, window][, threshold]): an integer second argument is the
@@ -307,15 +392,27 @@ impl Planner<'_> {
                             LiteralValue::Integer(n) if i == 1 => window = n,
                             LiteralValue::Integer(n) => threshold = Some(n as f64),
                             LiteralValue::Float(f) => threshold = Some(f),
-                            _ => return Err(invalid(format!("anomaly(): unexpected argument `{arg}`"))),
+                            _ => {
+                                return Err(invalid(format!(
+                                    "anomaly(): unexpected argument `{arg}`"
+                                )));
+                            }
                         },
-                        _ => return Err(invalid(format!("anomaly(): unexpected argument `{arg}`"))),
+                        _ => {
+                            return Err(invalid(format!("anomaly(): unexpected argument `{arg}`")));
+                        }
                     }
                 }
                 if window < 2 {
                     return Err(invalid("anomaly(): the window must be at least 2"));
                 }
-                transform(self, TransformKind::Anomaly { window: window as usize, threshold })
+                transform(
+                    self,
+                    TransformKind::Anomaly {
+                        window: window as usize,
+                        threshold,
+                    },
+                )
             }
             other => Err(invalid(format!("unknown function {other}()"))),
         }
@@ -327,7 +424,9 @@ fn default_name(expr: &Expr) -> String {
     match expr.unparenthesized() {
         Expr::VarRef(v) => v.name.clone(),
         Expr::Call(c) => match c.name.as_str() {
-            "count" if matches!(c.args.first().map(Expr::unparenthesized), Some(Expr::Call(i)) if i.name == "distinct") => "count".into(),
+            "count" if matches!(c.args.first().map(Expr::unparenthesized), Some(Expr::Call(i)) if i.name == "distinct") => {
+                "count".into()
+            }
             name => name.to_string(),
         },
         Expr::Binary(b) => {
@@ -344,12 +443,18 @@ fn default_name(expr: &Expr) -> String {
 }
 
 /// The measurements of the FROM clause, per database.
-fn sources(engine: &Engine, default_db: Option<&str>, stmt: &SelectStatement) -> QueryResult<Vec<(std::sync::Arc<Database>, String)>> {
+fn sources(
+    engine: &Engine,
+    default_db: Option<&str>,
+    stmt: &SelectStatement,
+) -> QueryResult<Vec<(std::sync::Arc<Database>, String)>> {
     let mut out = Vec::new();
     for source in &stmt.sources {
         let m = match source {
             Source::Measurement(m) => m,
-            Source::Subquery { .. } => return Err(QueryError::Unsupported("subqueries in FROM".into())),
+            Source::Subquery { .. } => {
+                return Err(QueryError::Unsupported("subqueries in FROM".into()));
+            }
         };
         // `a.b` is retention policy `a` and measurement `b`, as in InfluxQL; Tally has no
         // retention policies, so when `a` names a database (and no database is given) it is
@@ -365,7 +470,9 @@ fn sources(engine: &Engine, default_db: Option<&str>, stmt: &SelectStatement) ->
             .or(rp_as_db)
             .or(default_db)
             .ok_or(QueryError::DatabaseRequired)?;
-        let db = engine.database(db_name).ok_or_else(|| QueryError::DatabaseNotFound(db_name.to_string()))?;
+        let db = engine
+            .database(db_name)
+            .ok_or_else(|| QueryError::DatabaseNotFound(db_name.to_string()))?;
         match &m.name {
             MeasurementName::Name(n) => out.push((db.clone(), n.name.clone())),
             MeasurementName::Regex(r) => {
@@ -390,20 +497,28 @@ pub(crate) fn execute(
     ctx: &ExecContext,
     explain: Option<Explain>,
 ) -> QueryResult<Vec<ResultSeries>> {
-    if stmt.tz.as_deref().is_some_and(|tz| !tz.eq_ignore_ascii_case("utc")) {
+    if stmt
+        .tz
+        .as_deref()
+        .is_some_and(|tz| !tz.eq_ignore_ascii_case("utc"))
+    {
         return Err(QueryError::Unsupported("tz() other than 'UTC'".into()));
     }
     let started = std::time::Instant::now();
     let mut out = Vec::new();
     let mut plan_lines = Vec::new();
     for (db, measurement) in sources(engine, default_db, stmt)? {
-        let mut series = execute_measurement(&db, &measurement, stmt, ctx, explain, &mut plan_lines)?;
+        let mut series =
+            execute_measurement(&db, &measurement, stmt, ctx, explain, &mut plan_lines)?;
         out.append(&mut series);
     }
     if let Some(mode) = explain {
         let c = &ctx.counters;
         if mode == Explain::Analyze {
-            plan_lines.push(format!("execution time: {:.3} ms", started.elapsed().as_secs_f64() * 1000.0));
+            plan_lines.push(format!(
+                "execution time: {:.3} ms",
+                started.elapsed().as_secs_f64() * 1000.0
+            ));
             plan_lines.push(format!(
                 "chunks read: {}; answered from statistics: {}; decoded: {} ({} points)",
                 c.chunks.load(Ordering::Relaxed),
@@ -415,7 +530,10 @@ pub(crate) fn execute(
         }
         return Ok(vec![ResultSeries {
             columns: vec!["QUERY PLAN".into()],
-            values: plan_lines.into_iter().map(|l| vec![Value::String(l)]).collect(),
+            values: plan_lines
+                .into_iter()
+                .map(|l| vec![Value::String(l)])
+                .collect(),
             ..ResultSeries::default()
         }]);
     }
@@ -457,12 +575,20 @@ impl TimeBuckets {
     }
 
     fn time(&self, b: usize) -> i64 {
-        if self.grouped { self.first + b as i64 * self.interval } else { self.first }
+        if self.grouped {
+            self.first + b as i64 * self.interval
+        } else {
+            self.first
+        }
     }
 
     /// The first timestamp after bucket `b`.
     fn end(&self, b: usize) -> i64 {
-        if self.grouped { self.time(b).saturating_add(self.interval) } else { i64::MAX }
+        if self.grouped {
+            self.time(b).saturating_add(self.interval)
+        } else {
+            i64::MAX
+        }
     }
 }
 
@@ -484,39 +610,93 @@ fn execute_measurement(
     };
 
     // Output columns.
-    let mut planner = Planner { aggs: Vec::new(), fields: &field_types, tags: &tag_keys };
+    let mut planner = Planner {
+        aggs: Vec::new(),
+        fields: &field_types,
+        tags: &tag_keys,
+    };
     let mut columns: Vec<OutColumn> = Vec::new();
     for field in &stmt.fields {
         match field.expr.unparenthesized() {
             Expr::Wildcard(w) => {
                 let mut names: Vec<(String, Out)> = Vec::new();
                 if w.cast != Some(Cast::Tag) {
-                    names.extend(field_types.keys().map(|f| (f.clone(), Out::Field { name: f.clone(), cast: None })));
+                    names.extend(field_types.keys().map(|f| {
+                        (
+                            f.clone(),
+                            Out::Field {
+                                name: f.clone(),
+                                cast: None,
+                            },
+                        )
+                    }));
                 }
                 if w.cast != Some(Cast::Field) {
                     names.extend(tag_keys.iter().map(|t| (t.clone(), Out::Tag(t.clone()))));
                 }
                 names.sort_by(|a, b| a.0.cmp(&b.0));
-                columns.extend(names.into_iter().map(|(name, expr)| OutColumn { name, expr }));
+                columns.extend(
+                    names
+                        .into_iter()
+                        .map(|(name, expr)| OutColumn { name, expr }),
+                );
             }
-            Expr::Call(call) if matches!(call.args.first().map(Expr::unparenthesized), Some(Expr::Wildcard(_))) => {
+            Expr::Call(call)
+                if matches!(
+                    call.args.first().map(Expr::unparenthesized),
+                    Some(Expr::Wildcard(_))
+                ) =>
+            {
                 // mean(*) and the like: one column per field the function accepts.
                 for (f, t) in &field_types {
-                    let kind_ok = !matches!(call.name.as_str(), "sum" | "mean" | "median" | "min" | "max" | "spread" | "stddev" | "percentile" | "p50" | "p90" | "p95" | "p99" | "top" | "bottom")
-                        || t.is_numeric();
+                    let kind_ok = !matches!(
+                        call.name.as_str(),
+                        "sum"
+                            | "mean"
+                            | "median"
+                            | "min"
+                            | "max"
+                            | "spread"
+                            | "stddev"
+                            | "percentile"
+                            | "p50"
+                            | "p90"
+                            | "p95"
+                            | "p99"
+                            | "top"
+                            | "bottom"
+                    ) || t.is_numeric();
                     if !kind_ok {
                         continue;
                     }
                     let mut args = call.args.clone();
-                    args[0] = Expr::VarRef(crate::ast::VarRef { name: f.clone(), cast: None, span: call.span });
-                    let expr = planner.lower_call(&Call { name: call.name.clone(), args, span: call.span })?;
-                    columns.push(OutColumn { name: format!("{}_{f}", call.name), expr });
+                    args[0] = Expr::VarRef(crate::ast::VarRef {
+                        name: f.clone(),
+                        cast: None,
+                        span: call.span,
+                    });
+                    let expr = planner.lower_call(&Call {
+                        name: call.name.clone(),
+                        args,
+                        span: call.span,
+                    })?;
+                    columns.push(OutColumn {
+                        name: format!("{}_{f}", call.name),
+                        expr,
+                    });
                 }
             }
             expr => {
                 let lowered = planner.lower(expr)?;
-                let name = field.alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| default_name(expr));
-                columns.push(OutColumn { name, expr: lowered });
+                let name = field
+                    .alias
+                    .as_ref()
+                    .map(|a| a.name.clone())
+                    .unwrap_or_else(|| default_name(expr));
+                columns.push(OutColumn {
+                    name,
+                    expr: lowered,
+                });
             }
         }
     }
@@ -528,11 +708,25 @@ fn execute_measurement(
     for c in columns {
         let bounds = match &c.expr {
             Out::Transform(spec) => match spec.kind {
-                TransformKind::Forecast { horizon, method, season, part: ForecastPart::Value } => Some(
-                    [(ForecastPart::Lower, "lower"), (ForecastPart::Upper, "upper")].map(|(part, suffix)| OutColumn {
+                TransformKind::Forecast {
+                    horizon,
+                    method,
+                    season,
+                    part: ForecastPart::Value,
+                } => Some(
+                    [
+                        (ForecastPart::Lower, "lower"),
+                        (ForecastPart::Upper, "upper"),
+                    ]
+                    .map(|(part, suffix)| OutColumn {
                         name: format!("{}_{suffix}", c.name),
                         expr: Out::Transform(Box::new(TransformSpec {
-                            kind: TransformKind::Forecast { horizon, method, season, part },
+                            kind: TransformKind::Forecast {
+                                horizon,
+                                method,
+                                season,
+                                part,
+                            },
                             input: spec.input.clone(),
                         })),
                     }),
@@ -559,14 +753,20 @@ fn execute_measurement(
     let aggs = planner.aggs;
     let aggregate_mode = !aggs.is_empty();
     if aggregate_mode && columns.iter().any(|c| c.expr.has_raw()) {
-        return Err(invalid("mixing aggregate and non-aggregate queries is not supported: wrap every field in a function"));
+        return Err(invalid(
+            "mixing aggregate and non-aggregate queries is not supported: wrap every field in a function",
+        ));
     }
     let time_dim = stmt.group_by.as_ref().and_then(|g| g.time.as_ref());
     if !aggregate_mode && time_dim.is_some() {
-        return Err(invalid("GROUP BY time requires an aggregate function such as mean() in the SELECT list"));
+        return Err(invalid(
+            "GROUP BY time requires an aggregate function such as mean() in the SELECT list",
+        ));
     }
     if aggs.iter().any(|a| a.kind.is_multi_row()) && columns.len() > 1 {
-        return Err(invalid("distinct(), top() and bottom() must be the only column of their SELECT"));
+        return Err(invalid(
+            "distinct(), top() and bottom() must be the only column of their SELECT",
+        ));
     }
 
     // Which fields to read.
@@ -593,7 +793,10 @@ fn execute_measurement(
         for info in db.select(measurement, Some(f), &cond.tag_filter) {
             by_tags
                 .entry(info.tags.clone())
-                .or_insert_with(|| SeriesCols { tags: info.tags.clone(), columns: BTreeMap::new() })
+                .or_insert_with(|| SeriesCols {
+                    tags: info.tags.clone(),
+                    columns: BTreeMap::new(),
+                })
                 .columns
                 .insert(f.clone(), (info.id, info.field_type));
         }
@@ -605,7 +808,9 @@ fn execute_measurement(
     }
     by_tags.retain(|_, s| s.columns.keys().any(|f| selected.contains(f)));
     ctx.check_series(by_tags.len() as u64)?;
-    ctx.counters.series.fetch_add(by_tags.len() as u64, Ordering::Relaxed);
+    ctx.counters
+        .series
+        .fetch_add(by_tags.len() as u64, Ordering::Relaxed);
 
     // Groups.
     let group_keys: Vec<String> = match &stmt.group_by {
@@ -626,24 +831,58 @@ fn execute_measurement(
     for (_, s) in by_tags {
         let key: Vec<(String, String)> = group_keys
             .iter()
-            .map(|k| (k.clone(), s.tags.iter().find(|(tk, _)| tk == k).map(|(_, v)| v.clone()).unwrap_or_default()))
+            .map(|k| {
+                (
+                    k.clone(),
+                    s.tags
+                        .iter()
+                        .find(|(tk, _)| tk == k)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
+                )
+            })
             .collect();
-        groups.entry(key.clone()).or_insert_with(|| Group { tags: key, series: Vec::new() }).series.push(s);
+        groups
+            .entry(key.clone())
+            .or_insert_with(|| Group {
+                tags: key,
+                series: Vec::new(),
+            })
+            .series
+            .push(s);
     }
     let soffset = stmt.soffset.unwrap_or(0) as usize;
     let slimit = stmt.slimit.map_or(usize::MAX, |l| l as usize);
     let groups: Vec<Group> = groups.into_values().skip(soffset).take(slimit).collect();
 
     // One consistent view of every column the query reads.
-    let ids: Vec<u32> = groups.iter().flat_map(|g| g.series.iter().flat_map(|s| s.columns.values().map(|(id, _)| *id))).collect();
+    let ids: Vec<u32> = groups
+        .iter()
+        .flat_map(|g| {
+            g.series
+                .iter()
+                .flat_map(|s| s.columns.values().map(|(id, _)| *id))
+        })
+        .collect();
     let view = db.read(&ids, cond.min_time, cond.max_time)?;
 
     if explain.is_some() {
-        plan_lines.push(format!("measurement: {measurement} (database {})", db.name()));
+        plan_lines.push(format!(
+            "measurement: {measurement} (database {})",
+            db.name()
+        ));
         plan_lines.push(format!(
             "time range: {} .. {}",
-            if cond.min_time == i64::MIN { "unbounded".to_string() } else { cond.min_time.to_string() },
-            if cond.max_time == i64::MAX { "unbounded".to_string() } else { cond.max_time.to_string() }
+            if cond.min_time == i64::MIN {
+                "unbounded".to_string()
+            } else {
+                cond.min_time.to_string()
+            },
+            if cond.max_time == i64::MAX {
+                "unbounded".to_string()
+            } else {
+                cond.max_time.to_string()
+            }
         ));
         plan_lines.push(format!(
             "series matched: {} in {} group(s), {} column(s)",
@@ -654,15 +893,46 @@ fn execute_measurement(
         plan_lines.push("tier: raw (no rollup tier applies)".into());
         plan_lines.push(format!(
             "mode: {}{}",
-            if aggregate_mode { "aggregate" } else { "raw points" },
-            if cond.row_filter.is_some() { ", field condition evaluated per point" } else { "" }
+            if aggregate_mode {
+                "aggregate"
+            } else {
+                "raw points"
+            },
+            if cond.row_filter.is_some() {
+                ", field condition evaluated per point"
+            } else {
+                ""
+            }
         ));
     }
 
     let result = if aggregate_mode {
-        aggregate_query(measurement, stmt, ctx, &cond, &schema, &regexes, &columns, &aggs, &groups, &view, explain)?
+        aggregate_query(
+            measurement,
+            stmt,
+            ctx,
+            &cond,
+            &schema,
+            &regexes,
+            &columns,
+            &aggs,
+            &groups,
+            &view,
+            explain,
+        )?
     } else {
-        raw_query(measurement, stmt, ctx, &cond, &schema, &regexes, &columns, &groups, &view, explain)?
+        raw_query(
+            measurement,
+            stmt,
+            ctx,
+            &cond,
+            &schema,
+            &regexes,
+            &columns,
+            &groups,
+            &view,
+            explain,
+        )?
     };
     if explain == Some(Explain::Plan) {
         let c = &ctx.counters;
@@ -719,11 +989,17 @@ struct SeriesRow<'a> {
 
 impl Row for SeriesRow<'_> {
     fn field(&self, name: &str) -> Option<Value> {
-        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
     }
 
     fn tag(&self, name: &str) -> Option<&str> {
-        self.tags.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.tags
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -743,7 +1019,10 @@ fn series_rows<'a>(
             per_field.push((f.as_str(), ts, values));
         }
     }
-    let mut times: Vec<i64> = per_field.iter().flat_map(|(_, ts, _)| ts.iter().copied()).collect();
+    let mut times: Vec<i64> = per_field
+        .iter()
+        .flat_map(|(_, ts, _)| ts.iter().copied())
+        .collect();
     times.sort_unstable();
     times.dedup();
     let mut cursors = vec![0usize; per_field.len()];
@@ -752,11 +1031,20 @@ fn series_rows<'a>(
         let mut fields = Vec::with_capacity(per_field.len());
         for (k, (name, ts, values)) in per_field.iter().enumerate() {
             if cursors[k] < ts.len() && ts[cursors[k]] == t {
-                fields.push((*name, values.get(cursors[k]).map_or(Value::Null, |v| Value::from_field(&v))));
+                fields.push((
+                    *name,
+                    values
+                        .get(cursors[k])
+                        .map_or(Value::Null, |v| Value::from_field(&v)),
+                ));
                 cursors[k] += 1;
             }
         }
-        rows.push(SeriesRow { time: t, tags: &series.tags, fields });
+        rows.push(SeriesRow {
+            time: t,
+            tags: &series.tags,
+            fields,
+        });
     }
     Ok(rows)
 }
@@ -766,8 +1054,13 @@ fn cast_value(v: Value, cast: Option<Cast>) -> Value {
         (Some(Cast::Float), Value::Integer(i)) => Value::Float(i as f64),
         (Some(Cast::Float), Value::Unsigned(u)) => Value::Float(u as f64),
         (Some(Cast::Integer), Value::Float(f)) if f.is_finite() => Value::Integer(f as i64),
-        (Some(Cast::Integer), Value::Unsigned(u)) => i64::try_from(u).map_or(Value::Null, Value::Integer),
-        (Some(Cast::Float | Cast::Integer | Cast::Unsigned), v @ (Value::Boolean(_) | Value::String(_))) => {
+        (Some(Cast::Integer), Value::Unsigned(u)) => {
+            i64::try_from(u).map_or(Value::Null, Value::Integer)
+        }
+        (
+            Some(Cast::Float | Cast::Integer | Cast::Unsigned),
+            v @ (Value::Boolean(_) | Value::String(_)),
+        ) => {
             let _ = v;
             Value::Null
         }
@@ -778,7 +1071,9 @@ fn cast_value(v: Value, cast: Option<Cast>) -> Value {
 fn eval_row(expr: &Out, row: &SeriesRow<'_>) -> Value {
     match expr {
         Out::Field { name, cast } => cast_value(row.field(name).unwrap_or(Value::Null), *cast),
-        Out::Tag(name) => row.tag(name).map_or(Value::Null, |v| Value::String(v.to_string())),
+        Out::Tag(name) => row
+            .tag(name)
+            .map_or(Value::Null, |v| Value::String(v.to_string())),
         Out::Literal(v) => v.clone(),
         Out::Binary(op, a, b) => arithmetic(*op, &eval_row(a, row), &eval_row(b, row)),
         Out::Neg(a) => negate(eval_row(a, row)),
@@ -825,7 +1120,10 @@ fn raw_query(
     let dry_run = explain == Some(Explain::Plan);
     let mut out = Vec::new();
     let mut total_rows = 0u64;
-    let group_by_tags = stmt.group_by.as_ref().is_some_and(|g| g.wildcard || !g.tags.is_empty() || !g.regexes.is_empty());
+    let group_by_tags = stmt
+        .group_by
+        .as_ref()
+        .is_some_and(|g| g.wildcard || !g.tags.is_empty() || !g.regexes.is_empty());
     let limit = stmt.limit.map_or(usize::MAX, |l| l as usize);
     let offset = stmt.offset.unwrap_or(0) as usize;
     for group in groups {
@@ -842,11 +1140,11 @@ fn raw_query(
                         continue;
                     }
                     // A row with none of the selected fields is not a row of the result.
-                    let values: Vec<Value> = columns.iter().map(|c| eval_row(&c.expr, &row)).collect();
-                    let has_field = columns
-                        .iter()
-                        .zip(&values)
-                        .any(|(c, v)| !v.is_null() && !matches!(c.expr, Out::Tag(_) | Out::Literal(_)));
+                    let values: Vec<Value> =
+                        columns.iter().map(|c| eval_row(&c.expr, &row)).collect();
+                    let has_field = columns.iter().zip(&values).any(|(c, v)| {
+                        !v.is_null() && !matches!(c.expr, Out::Tag(_) | Out::Literal(_))
+                    });
                     if has_field || columns.iter().any(|c| c.expr.has_transform()) {
                         out.push((row.time, values));
                     }
@@ -871,12 +1169,22 @@ fn raw_query(
         }
         total_rows += rows.len() as u64;
         ctx.check_rows(total_rows)?;
-        out.push(series_result(measurement, if group_by_tags { &group.tags } else { &[] }, columns, rows));
+        out.push(series_result(
+            measurement,
+            if group_by_tags { &group.tags } else { &[] },
+            columns,
+            rows,
+        ));
     }
     Ok(out)
 }
 
-fn series_result(measurement: &str, tags: &[(String, String)], columns: &[OutColumn], rows: Vec<(i64, Vec<Value>)>) -> ResultSeries {
+fn series_result(
+    measurement: &str,
+    tags: &[(String, String)],
+    columns: &[OutColumn],
+    rows: Vec<(i64, Vec<Value>)>,
+) -> ResultSeries {
     let mut names = vec!["time".to_string()];
     names.extend(columns.iter().map(|c| c.name.clone()));
     ResultSeries {
@@ -897,7 +1205,10 @@ fn series_result(measurement: &str, tags: &[(String, String)], columns: &[OutCol
 
 /// Transformations over raw rows: each transformed column (which holds its input values) is
 /// computed over the row sequence, and the columns are joined back by time.
-fn apply_raw_transforms(columns: &[OutColumn], rows: Vec<(i64, Vec<Value>)>) -> QueryResult<Vec<(i64, Vec<Value>)>> {
+fn apply_raw_transforms(
+    columns: &[OutColumn],
+    rows: Vec<(i64, Vec<Value>)>,
+) -> QueryResult<Vec<(i64, Vec<Value>)>> {
     let mut sequences: Vec<Vec<(i64, Value)>> = Vec::new();
     for (k, c) in columns.iter().enumerate() {
         let seq: Vec<(i64, Value)> = match &c.expr {
@@ -909,9 +1220,14 @@ fn apply_raw_transforms(columns: &[OutColumn], rows: Vec<(i64, Vec<Value>)>) -> 
                 run_transform(spec.kind, &input, None)?
             }
             expr if expr.has_transform() => {
-                return Err(QueryError::Unsupported("arithmetic on the result of a transformation function".into()));
+                return Err(QueryError::Unsupported(
+                    "arithmetic on the result of a transformation function".into(),
+                ));
             }
-            _ => rows.iter().map(|(t, vals)| (*t, vals.get(k).cloned().unwrap_or(Value::Null))).collect(),
+            _ => rows
+                .iter()
+                .map(|(t, vals)| (*t, vals.get(k).cloned().unwrap_or(Value::Null)))
+                .collect(),
         };
         sequences.push(seq);
     }
@@ -923,32 +1239,52 @@ fn join_sequences(sequences: &[Vec<(i64, Value)>]) -> Vec<(i64, Vec<Value>)> {
     let mut rows: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
     for (k, seq) in sequences.iter().enumerate() {
         for (t, v) in seq {
-            let row = rows.entry(*t).or_insert_with(|| vec![Value::Null; sequences.len()]);
+            let row = rows
+                .entry(*t)
+                .or_insert_with(|| vec![Value::Null; sequences.len()]);
             row[k] = v.clone();
         }
     }
     rows.into_iter().collect()
 }
 
-fn run_transform(kind: TransformKind, input: &[(i64, f64)], interval: Option<i64>) -> QueryResult<Vec<(i64, Value)>> {
+fn run_transform(
+    kind: TransformKind,
+    input: &[(i64, f64)],
+    interval: Option<i64>,
+) -> QueryResult<Vec<(i64, Value)>> {
     let floats = |v: Vec<(i64, f64)>| v.into_iter().map(|(t, x)| (t, Value::Float(x))).collect();
     Ok(match kind {
-        TransformKind::Derivative { unit, non_negative } => floats(transform::derivative(input, unit, non_negative)),
-        TransformKind::Difference { non_negative } => floats(transform::difference(input, non_negative)),
+        TransformKind::Derivative { unit, non_negative } => {
+            floats(transform::derivative(input, unit, non_negative))
+        }
+        TransformKind::Difference { non_negative } => {
+            floats(transform::difference(input, non_negative))
+        }
         TransformKind::Rate { unit } => floats(transform::rate(input, unit)),
         TransformKind::MovingAverage(n) => floats(transform::moving_average(input, n)),
         TransformKind::CumulativeSum => floats(transform::cumulative_sum(input)),
         TransformKind::Elapsed { unit } => {
             let times: Vec<i64> = input.iter().map(|(t, _)| *t).collect();
-            transform::elapsed(&times, unit).into_iter().map(|(t, e)| (t, Value::Integer(e))).collect()
+            transform::elapsed(&times, unit)
+                .into_iter()
+                .map(|(t, e)| (t, Value::Integer(e)))
+                .collect()
         }
         TransformKind::Trend => match transform::trend(input) {
             Some((_, fitted)) => floats(fitted),
             None => Vec::new(),
         },
-        TransformKind::Forecast { horizon, method, season, part } => {
+        TransformKind::Forecast {
+            horizon,
+            method,
+            season,
+            part,
+        } => {
             let Some(interval) = interval else {
-                return Err(invalid("forecast() needs GROUP BY time(...) so that it knows the step between predictions"));
+                return Err(invalid(
+                    "forecast() needs GROUP BY time(...) so that it knows the step between predictions",
+                ));
             };
             transform::forecast(input, interval, horizon, method, season)
                 .map_err(invalid)?
@@ -963,7 +1299,9 @@ fn run_transform(kind: TransformKind, input: &[(i64, f64)], interval: Option<i64
                 })
                 .collect()
         }
-        TransformKind::Anomaly { window, threshold } => floats(transform::anomaly(input, window, threshold)),
+        TransformKind::Anomaly { window, threshold } => {
+            floats(transform::anomaly(input, window, threshold))
+        }
     })
 }
 
@@ -1000,7 +1338,9 @@ fn aggregate_query(
                 return Err(invalid("GROUP BY time interval must be positive"));
             }
             let offset = match &td.offset {
-                Some(crate::ast::TimeOffset::Duration { nanos, .. }) => nanos.rem_euclid(td.interval),
+                Some(crate::ast::TimeOffset::Duration { nanos, .. }) => {
+                    nanos.rem_euclid(td.interval)
+                }
                 Some(crate::ast::TimeOffset::Now { .. }) => ctx.now.rem_euclid(td.interval),
                 None => 0,
             };
@@ -1021,11 +1361,22 @@ fn aggregate_query(
             if hi < lo {
                 return Ok(Vec::new());
             }
-            let probe = TimeBuckets { first: 0, interval: td.interval, count: 0, offset, grouped: true };
+            let probe = TimeBuckets {
+                first: 0,
+                interval: td.interval,
+                count: 0,
+                offset,
+                grouped: true,
+            };
             let first = probe.start_of(lo);
             let last = probe.start_of(hi);
-            let count = ((i128::from(last) - i128::from(first)) / i128::from(td.interval) + 1) as u128;
-            let limit = if ctx.limits.max_result_rows > 0 { ctx.limits.max_result_rows } else { u64::MAX };
+            let count =
+                ((i128::from(last) - i128::from(first)) / i128::from(td.interval) + 1) as u128;
+            let limit = if ctx.limits.max_result_rows > 0 {
+                ctx.limits.max_result_rows
+            } else {
+                u64::MAX
+            };
             if count > u128::from(limit) {
                 return Err(QueryError::Limit {
                     what: "produce buckets:",
@@ -1034,10 +1385,20 @@ fn aggregate_query(
                     setting: "query.max_result_rows",
                 });
             }
-            TimeBuckets { first, interval: td.interval, count: count as usize, offset, grouped: true }
+            TimeBuckets {
+                first,
+                interval: td.interval,
+                count: count as usize,
+                offset,
+                grouped: true,
+            }
         }
         None => TimeBuckets {
-            first: if cond.min_time == i64::MIN { 0 } else { cond.min_time },
+            first: if cond.min_time == i64::MIN {
+                0
+            } else {
+                cond.min_time
+            },
             interval: 1,
             count: 1,
             offset: 0,
@@ -1046,7 +1407,11 @@ fn aggregate_query(
     };
     // Effective time range of the scan: GROUP BY time without an upper bound stops at now().
     let scan_cond = Condition {
-        max_time: if time_dim.is_some() && !cond.has_max { ctx.now } else { cond.max_time },
+        max_time: if time_dim.is_some() && !cond.has_max {
+            ctx.now
+        } else {
+            cond.max_time
+        },
         ..cond.clone()
     };
     let single_selector = time_dim.is_none()
@@ -1055,11 +1420,24 @@ fn aggregate_query(
     let need_point_time = single_selector;
     let field_types: BTreeMap<&str, FieldType> = groups
         .iter()
-        .flat_map(|g| g.series.iter().flat_map(|s| s.columns.iter().map(|(f, (_, t))| (f.as_str(), *t))))
+        .flat_map(|g| {
+            g.series
+                .iter()
+                .flat_map(|s| s.columns.iter().map(|(f, (_, t))| (f.as_str(), *t)))
+        })
         .collect();
     let new_accs = || -> Vec<Accumulator> {
         aggs.iter()
-            .map(|a| Accumulator::new(a.kind, field_types.get(a.field.as_str()).copied().unwrap_or(FieldType::Float), buckets.count))
+            .map(|a| {
+                Accumulator::new(
+                    a.kind,
+                    field_types
+                        .get(a.field.as_str())
+                        .copied()
+                        .unwrap_or(FieldType::Float),
+                    buckets.count,
+                )
+            })
             .collect()
     };
     // Aggregates grouped by the field they read, so each column is decoded once.
@@ -1083,11 +1461,15 @@ fn aggregate_query(
         if cond.row_filter.is_some() {
             let rows = series_rows(series, &filter_fields, view, &scan_cond, ctx, dry_run)?;
             for (field, agg_ids) in &by_field {
-                let Some((_, t)) = series.columns.get(*field) else { continue };
+                let Some((_, t)) = series.columns.get(*field) else {
+                    continue;
+                };
                 let mut ts = Vec::new();
                 let mut values = ColumnValues::new(*t);
                 for row in &rows {
-                    let Some(filter) = &cond.row_filter else { continue };
+                    let Some(filter) = &cond.row_filter else {
+                        continue;
+                    };
                     if !condition::holds(filter, row, schema, regexes) {
                         continue;
                     }
@@ -1103,7 +1485,9 @@ fn aggregate_query(
             return Ok(state);
         }
         for (field, agg_ids) in &by_field {
-            let Some((id, _)) = series.columns.get(*field) else { continue };
+            let Some((id, _)) = series.columns.get(*field) else {
+                continue;
+            };
             for piece in view.pieces(*id)? {
                 ctx.check()?;
                 ctx.counters.chunks.fetch_add(1, Ordering::Relaxed);
@@ -1117,10 +1501,17 @@ fn aggregate_query(
                         let kind = aggs[i].kind;
                         kind.uses_stats()
                             && !(need_point_time && matches!(kind, AggKind::Min | AggKind::Max))
-                            && !(kind == AggKind::Sum && matches!(stats.values, tally_engine::ValueStats::Integer { sum: None, .. } | tally_engine::ValueStats::Unsigned { sum: None, .. }))
+                            && !(kind == AggKind::Sum
+                                && matches!(
+                                    stats.values,
+                                    tally_engine::ValueStats::Integer { sum: None, .. }
+                                        | tally_engine::ValueStats::Unsigned { sum: None, .. }
+                                ))
                     });
                 if stats_ok {
-                    ctx.counters.chunks_from_stats.fetch_add(1, Ordering::Relaxed);
+                    ctx.counters
+                        .chunks_from_stats
+                        .fetch_add(1, Ordering::Relaxed);
                     if !dry_run {
                         let b = buckets.index(stats.min_time);
                         for &i in agg_ids {
@@ -1136,10 +1527,20 @@ fn aggregate_query(
                 }
                 piece.decode_into(&mut state.ts, &mut state.values)?;
                 ctx.scanned(state.ts.len() as u64)?;
-                let start = state.ts.partition_point(|t| *t < scan_cond.min_time.max(buckets.first));
+                let start = state
+                    .ts
+                    .partition_point(|t| *t < scan_cond.min_time.max(buckets.first));
                 let end = state.ts.partition_point(|t| *t <= scan_cond.max_time);
                 if start < end {
-                    feed_runs_range(&mut state.accs, agg_ids, &buckets, &state.ts, &state.values, start, end);
+                    feed_runs_range(
+                        &mut state.accs,
+                        agg_ids,
+                        &buckets,
+                        &state.ts,
+                        &state.values,
+                        start,
+                        end,
+                    );
                 }
             }
         }
@@ -1148,7 +1549,10 @@ fn aggregate_query(
 
     let mut out = Vec::new();
     let mut total_rows = 0u64;
-    let group_by_tags = stmt.group_by.as_ref().is_some_and(|g| g.wildcard || !g.tags.is_empty() || !g.regexes.is_empty());
+    let group_by_tags = stmt
+        .group_by
+        .as_ref()
+        .is_some_and(|g| g.wildcard || !g.tags.is_empty() || !g.regexes.is_empty());
     let scanned: Vec<QueryResult<Vec<Accumulator>>> = groups
         .par_iter()
         .map(|group| {
@@ -1156,7 +1560,11 @@ fn aggregate_query(
                 .series
                 .par_iter()
                 .try_fold(
-                    || ScanState { accs: new_accs(), ts: Vec::new(), values: ColumnValues::new(FieldType::Float) },
+                    || ScanState {
+                        accs: new_accs(),
+                        ts: Vec::new(),
+                        values: ColumnValues::new(FieldType::Float),
+                    },
                     &scan_series,
                 )
                 .map(|s| s.map(|s| s.accs))
@@ -1174,10 +1582,22 @@ fn aggregate_query(
         }
         return Ok(Vec::new());
     }
-    let fill = stmt.fill.as_ref().map(|f| f.option.clone()).unwrap_or(FillOption::Null);
+    let fill = stmt
+        .fill
+        .as_ref()
+        .map(|f| f.option.clone())
+        .unwrap_or(FillOption::Null);
     for (group, accs) in groups.iter().zip(scanned) {
         let mut accs = accs?;
-        let rows = group_rows(&mut accs, aggs, columns, &buckets, &fill, single_selector, time_dim.map(|t| t.interval))?;
+        let rows = group_rows(
+            &mut accs,
+            aggs,
+            columns,
+            &buckets,
+            &fill,
+            single_selector,
+            time_dim.map(|t| t.interval),
+        )?;
         let mut rows = rows;
         if stmt.order_desc {
             rows.reverse();
@@ -1192,7 +1612,12 @@ fn aggregate_query(
         }
         total_rows += rows.len() as u64;
         ctx.check_rows(total_rows)?;
-        out.push(series_result(measurement, if group_by_tags { &group.tags } else { &[] }, columns, rows));
+        out.push(series_result(
+            measurement,
+            if group_by_tags { &group.tags } else { &[] },
+            columns,
+            rows,
+        ));
     }
     Ok(out)
 }
@@ -1208,13 +1633,20 @@ fn field_value(v: &Value) -> Option<FieldValue<'static>> {
     })
 }
 
-fn feed_runs(accs: &mut [Accumulator], agg_ids: &[usize], buckets: &TimeBuckets, ts: &[i64], values: &ColumnValues) {
+fn feed_runs(
+    accs: &mut [Accumulator],
+    agg_ids: &[usize],
+    buckets: &TimeBuckets,
+    ts: &[i64],
+    values: &ColumnValues,
+) {
     if !ts.is_empty() {
         feed_runs_range(accs, agg_ids, buckets, ts, values, 0, ts.len());
     }
 }
 
-/// Feeds `ts[start..end]` (sorted) to the accumulators one bucket run at a time.
+/// Feeds `ts[start..end]` (sorted, none before the first bucket) to the accumulators one
+/// bucket run at a time.
 fn feed_runs_range(
     accs: &mut [Accumulator],
     agg_ids: &[usize],
@@ -1224,14 +1656,26 @@ fn feed_runs_range(
     start: usize,
     end: usize,
 ) {
+    if !buckets.grouped {
+        for &k in agg_ids {
+            accs[k].add_slice(0, ts, values, start..end);
+        }
+        return;
+    }
     let mut i = start;
     while i < end {
-        let b = buckets.index(ts[i]);
+        let offset = i128::from(ts[i]) - i128::from(buckets.first);
+        let b = (offset / i128::from(buckets.interval)) as usize;
         if b >= buckets.count {
             break;
         }
         let bucket_end = buckets.end(b);
-        let run_end = if bucket_end == i64::MAX { end } else { i + ts[i..end].partition_point(|t| *t < bucket_end) };
+        // Most runs are either the whole rest of a chunk or a handful of points.
+        let run_end = if ts[end - 1] < bucket_end {
+            end
+        } else {
+            i + ts[i..end].partition_point(|t| *t < bucket_end)
+        };
         for &k in agg_ids {
             accs[k].add_slice(b, ts, values, i..run_end);
         }
@@ -1279,18 +1723,27 @@ fn fill_column(values: &mut [Value], empty: &[bool], times: &[i64], fill: &FillO
             }
         }
         FillOption::Linear => {
-            let known: Vec<usize> = (0..values.len()).filter(|&b| !values[b].is_null()).collect();
+            let known: Vec<usize> = (0..values.len())
+                .filter(|&b| !values[b].is_null())
+                .collect();
             for pair in known.windows(2) {
                 let (a, z) = (pair[0], pair[1]);
-                let (Some(va), Some(vz)) = (values[a].as_f64(), values[z].as_f64()) else { continue };
-                let integer = matches!(values[a], Value::Integer(_)) && matches!(values[z], Value::Integer(_));
+                let (Some(va), Some(vz)) = (values[a].as_f64(), values[z].as_f64()) else {
+                    continue;
+                };
+                let integer = matches!(values[a], Value::Integer(_))
+                    && matches!(values[z], Value::Integer(_));
                 for b in a + 1..z {
                     if !empty[b] {
                         continue;
                     }
                     let frac = (times[b] - times[a]) as f64 / (times[z] - times[a]) as f64;
                     let v = va + (vz - va) * frac;
-                    values[b] = if integer { Value::Integer(v as i64) } else { Value::Float(v) };
+                    values[b] = if integer {
+                        Value::Integer(v as i64)
+                    } else {
+                        Value::Float(v)
+                    };
                 }
             }
         }
@@ -1307,33 +1760,56 @@ fn group_rows(
     interval: Option<i64>,
 ) -> QueryResult<Vec<(i64, Vec<Value>)>> {
     // Multi-row functions (distinct, top, bottom) stand alone.
-    if let [OutColumn { expr: Out::Agg(i), .. }] = columns
+    if let [
+        OutColumn {
+            expr: Out::Agg(i), ..
+        },
+    ] = columns
         && aggs[*i].kind.is_multi_row()
     {
         let mut rows = Vec::new();
         for b in 0..buckets.count {
             for (t, v) in accs[*i].rows(b) {
-                let time = if aggs[*i].kind == AggKind::Distinct { buckets.time(b) } else { t };
+                let time = if aggs[*i].kind == AggKind::Distinct {
+                    buckets.time(b)
+                } else {
+                    t
+                };
                 rows.push((time, vec![v]));
             }
         }
         return Ok(rows);
     }
     let n = buckets.count;
-    let empty: Vec<bool> = (0..n).map(|b| accs.iter().all(|a| !a.has_data(b))).collect();
+    let empty: Vec<bool> = (0..n)
+        .map(|b| accs.iter().all(|a| !a.has_data(b)))
+        .collect();
     if !buckets.grouped && empty[0] {
         return Ok(Vec::new());
     }
     let times: Vec<i64> = (0..n).map(|b| buckets.time(b)).collect();
     let per_bucket: Vec<Vec<(Value, Option<i64>)>> = (0..n)
-        .map(|b| accs.iter_mut().map(|a| if a.has_data(b) { a.value(b) } else { (Value::Null, None) }).collect())
+        .map(|b| {
+            accs.iter_mut()
+                .map(|a| {
+                    if a.has_data(b) {
+                        a.value(b)
+                    } else {
+                        (Value::Null, None)
+                    }
+                })
+                .collect()
+        })
         .collect();
     let keep = |b: usize| !(matches!(fill, FillOption::None) && empty[b]);
     let mut sequences: Vec<Vec<(i64, Value)>> = Vec::with_capacity(columns.len());
     for column in columns {
         match &column.expr {
             Out::Transform(spec) => {
-                let mut input: Vec<Value> = per_bucket.iter().map(|v| eval_bucket(&spec.input, v)).collect();
+                let mut input: Vec<Value> = per_bucket
+                    .iter()
+                    .map(|v| eval_bucket(&spec.input, v))
+                    .collect();
                 fill_column(&mut input, &empty, &times, fill);
                 let rows: Vec<(i64, f64)> = (0..n)
                     .filter(|&b| keep(b))
@@ -1342,18 +1818,28 @@ fn group_rows(
                 sequences.push(run_transform(spec.kind, &rows, interval)?);
             }
             expr if expr.has_transform() => {
-                return Err(QueryError::Unsupported("arithmetic on the result of a transformation function".into()));
+                return Err(QueryError::Unsupported(
+                    "arithmetic on the result of a transformation function".into(),
+                ));
             }
             expr => {
-                let mut values: Vec<Value> = per_bucket.iter().map(|v| eval_bucket(expr, v)).collect();
+                let mut values: Vec<Value> =
+                    per_bucket.iter().map(|v| eval_bucket(expr, v)).collect();
                 fill_column(&mut values, &empty, &times, fill);
                 let selector_time = |b: usize| -> i64 {
                     match (single_selector, expr) {
-                        (true, Out::Agg(i)) => per_bucket[b].get(*i).and_then(|v| v.1).unwrap_or(times[b]),
+                        (true, Out::Agg(i)) => {
+                            per_bucket[b].get(*i).and_then(|v| v.1).unwrap_or(times[b])
+                        }
                         _ => times[b],
                     }
                 };
-                sequences.push((0..n).filter(|&b| keep(b)).map(|b| (selector_time(b), values[b].clone())).collect());
+                sequences.push(
+                    (0..n)
+                        .filter(|&b| keep(b))
+                        .map(|b| (selector_time(b), values[b].clone()))
+                        .collect(),
+                );
             }
         }
     }
@@ -1377,20 +1863,50 @@ mod tests {
 
     #[test]
     fn bucket_arithmetic_handles_offsets_and_negative_times() {
-        let b = TimeBuckets { first: -120, interval: 60, count: 4, offset: 0, grouped: true };
+        let b = TimeBuckets {
+            first: -120,
+            interval: 60,
+            count: 4,
+            offset: 0,
+            grouped: true,
+        };
         assert_eq!(b.start_of(-61), -120);
         assert_eq!(b.index(-61), 0);
         assert_eq!(b.index(-60), 1);
         assert_eq!(b.index(59), 2);
-        let b = TimeBuckets { first: 15, interval: 60, count: 2, offset: 15, grouped: true };
+        let b = TimeBuckets {
+            first: 15,
+            interval: 60,
+            count: 2,
+            offset: 15,
+            grouped: true,
+        };
         assert_eq!(b.start_of(74), 15);
         assert_eq!(b.start_of(75), 75);
     }
 
     #[test]
     fn linear_fill_interpolates_between_known_buckets() {
-        let mut v = vec![Value::Float(0.0), Value::Null, Value::Null, Value::Float(3.0)];
-        fill_column(&mut v, &[false, true, true, false], &[0, 1, 2, 3], &FillOption::Linear);
-        assert_eq!(v, vec![Value::Float(0.0), Value::Float(1.0), Value::Float(2.0), Value::Float(3.0)]);
+        let mut v = vec![
+            Value::Float(0.0),
+            Value::Null,
+            Value::Null,
+            Value::Float(3.0),
+        ];
+        fill_column(
+            &mut v,
+            &[false, true, true, false],
+            &[0, 1, 2, 3],
+            &FillOption::Linear,
+        );
+        assert_eq!(
+            v,
+            vec![
+                Value::Float(0.0),
+                Value::Float(1.0),
+                Value::Float(2.0),
+                Value::Float(3.0)
+            ]
+        );
     }
 }

@@ -20,7 +20,6 @@
 //! The semantics are documented for users in `docs/query-language.md`, section "Transformation
 //! and trend functions"; keep the two in step.
 
-
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
