@@ -63,6 +63,12 @@ pub struct FlushReport {
     pub bytes_written: u64,
 }
 
+/// The files a snapshot holds: (path, size in bytes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotFiles {
+    pub files: Vec<(PathBuf, u64)>,
+}
+
 /// Counters for monitoring.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -657,6 +663,47 @@ impl Database {
             }
         }
         Ok(report)
+    }
+
+    /// Hard-links a consistent set of this database's files into `target` (a new directory on
+    /// the same file system) and writes its manifest there: the segments and index files the
+    /// manifest names, and the WAL files up to this instant. Writes are held only while the WAL
+    /// rotates; flushes wait until the links exist. The copy opens as a database holding every
+    /// write acknowledged before the call.
+    pub fn snapshot_into(&self, target: &Path) -> Result<SnapshotFiles> {
+        let _flushing = self.flush_lock.lock();
+        let (manifest, last_wal) = {
+            let _order = self.order.lock();
+            let mut wal = self.wal.lock();
+            let next = wal.rotate()?;
+            (self.manifest.lock().clone(), next)
+        };
+        fsutil::create_dir_durable(&target.join("wal"))?;
+        let mut files = Vec::new();
+        let mut link = |from: PathBuf, to: PathBuf| -> Result<()> {
+            std::fs::hard_link(&from, &to).map_err(|e| EngineError::io(&to, e))?;
+            let size = std::fs::metadata(&to).map_err(|e| EngineError::io(&to, e))?.len();
+            files.push((to, size));
+            Ok(())
+        };
+        for name in manifest.segments.iter().map(|s| &s.file_name).chain(manifest.index_files.iter().map(|i| &i.file_name)) {
+            link(self.dir.join(name), target.join(name))?;
+        }
+        for (seq, path) in wal::list_files(&wal_dir(&self.dir))? {
+            if seq >= manifest.wal_start_seq && seq < last_wal {
+                link(path, target.join("wal").join(wal::wal_file_name(seq)))?;
+            }
+        }
+        // The copy's next file numbers must not collide with the WAL files it holds.
+        let mut manifest = manifest;
+        manifest.next_file_seq = manifest.next_file_seq.max(last_wal);
+        manifest.store(target)?;
+        let manifest_path = target.join(MANIFEST_FILE);
+        let size = std::fs::metadata(&manifest_path).map_err(|e| EngineError::io(&manifest_path, e))?.len();
+        files.push((manifest_path, size));
+        fsutil::sync_dir(&target.join("wal"))?;
+        fsutil::sync_dir(target)?;
+        Ok(SnapshotFiles { files })
     }
 
     /// Columns of `measurement` (only those of `field` when given) whose tags pass `filter`.

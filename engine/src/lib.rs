@@ -36,7 +36,7 @@ mod walrecord;
 
 pub use catalog::TagMatcher;
 pub use chunk::{ChunkStats, ColumnValues, ValueStats};
-pub use database::{Database, DatabaseStats, FlushReport, Rejection, WriteSummary};
+pub use database::{Database, DatabaseStats, FlushReport, Rejection, SnapshotFiles, WriteSummary};
 pub use engine::{Engine, validate_database_name};
 pub use error::{EngineError, Result, WriteError};
 pub use model::{
