@@ -238,9 +238,11 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read configuration file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("configuration file {}: {e}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read configuration file {}: {e}", path.display())
+        })?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("configuration file {}: {e}", path.display()))
     }
 
     fn apply_flags(&mut self, cli: &Cli) -> anyhow::Result<()> {
@@ -323,7 +325,10 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
         if !["text", "json"].contains(&self.log_format.as_str()) {
-            anyhow::bail!("log_format must be `text` or `json`, not {:?}", self.log_format);
+            anyhow::bail!(
+                "log_format must be `text` or `json`, not {:?}",
+                self.log_format
+            );
         }
         if self.http.max_body_size.0 == 0 {
             anyhow::bail!("http.max_body_size must be positive");
@@ -334,13 +339,18 @@ impl Config {
         if self.query.timeout.0.is_zero() {
             anyhow::bail!("query.timeout must be positive");
         }
-        self.engine_options()?.validate().map_err(|e| anyhow::anyhow!("storage: {e}"))?;
+        self.engine_options()?
+            .validate()
+            .map_err(|e| anyhow::anyhow!("storage: {e}"))?;
         Ok(())
     }
 
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
         self.listen.parse().map_err(|_| {
-            anyhow::anyhow!("listen address {:?} is not an IP address and port such as 127.0.0.1:8086", self.listen)
+            anyhow::anyhow!(
+                "listen address {:?} is not an IP address and port such as 127.0.0.1:8086",
+                self.listen
+            )
         })
     }
 
@@ -381,14 +391,27 @@ mod tests {
     fn flags_override_the_file_and_bad_values_name_the_flag() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tally.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\n[storage]\nfsync = \"never\"\n").unwrap();
-        let cli = Cli::parse_from(["tallyd", "--config", path.to_str().unwrap(), "--listen", "127.0.0.1:9999"]);
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\n[storage]\nfsync = \"never\"\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "tallyd",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:9999",
+        ]);
         let config = Config::load(&cli).unwrap();
         assert_eq!(config.listen, "127.0.0.1:9999");
         assert_eq!(config.storage.fsync, "never");
         let cli = Cli::parse_from(["tallyd", "--storage-flush-size", "12XB"]);
         let err = Config::load(&cli).unwrap_err().to_string();
-        assert!(err.contains("--storage-flush-size") && err.contains("XB"), "{err}");
+        assert!(
+            err.contains("--storage-flush-size") && err.contains("XB"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -32,7 +32,12 @@ pub(crate) enum ApiError {
     #[error("request body is larger than the limit of {limit} bytes (http.max_body_size)")]
     BodyTooLarge { limit: u64 },
     #[error("{message}")]
-    PartialWrite { message: String, written: usize, rejected: Vec<RejectedLine>, omitted: usize },
+    PartialWrite {
+        message: String,
+        written: usize,
+        rejected: Vec<RejectedLine>,
+        omitted: usize,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -44,9 +49,9 @@ pub(crate) enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::DatabaseRequired | ApiError::PartialWrite { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::BadRequest(_)
+            | ApiError::DatabaseRequired
+            | ApiError::PartialWrite { .. } => StatusCode::BAD_REQUEST,
             ApiError::DatabaseNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -54,9 +59,7 @@ impl ApiError {
             ApiError::Engine(EngineError::MemoryPressure { .. } | EngineError::Closed { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Engine(
-                EngineError::DatabaseNotFound { .. },
-            ) => StatusCode::NOT_FOUND,
+            ApiError::Engine(EngineError::DatabaseNotFound { .. }) => StatusCode::NOT_FOUND,
             ApiError::Engine(EngineError::InvalidDatabaseName { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Engine(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -85,11 +88,19 @@ impl ApiError {
             Flavor::V1 => serde_json::json!({ "error": message }),
             Flavor::V2 => serde_json::json!({ "code": self.v2_code(), "message": message }),
         };
-        if let ApiError::PartialWrite { written, rejected, omitted, .. } = &self
+        if let ApiError::PartialWrite {
+            written,
+            rejected,
+            omitted,
+            ..
+        } = &self
             && let Some(map) = body.as_object_mut()
         {
             map.insert("written".into(), (*written).into());
-            map.insert("rejected".into(), serde_json::to_value(rejected).unwrap_or_default());
+            map.insert(
+                "rejected".into(),
+                serde_json::to_value(rejected).unwrap_or_default(),
+            );
             if *omitted > 0 {
                 map.insert("rejected_omitted".into(), (*omitted).into());
             }
@@ -99,7 +110,9 @@ impl ApiError {
         }
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -62,15 +62,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let engine = tokio::task::spawn_blocking(move || Engine::open(&data_dir, engine_options))
         .await
         .context("engine open task failed")?
-        .with_context(|| format!("cannot open the data directory {}", config.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
     let engine = Arc::new(engine);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}: is another server using it? pass --listen"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr}: is another server using it? pass --listen")
+    })?;
     let state = Arc::new(http::AppState {
         engine: engine.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
-        write_slots: Arc::new(tokio::sync::Semaphore::new(config.http.max_concurrent_writes as usize)),
+        write_slots: Arc::new(tokio::sync::Semaphore::new(
+            config.http.max_concurrent_writes as usize,
+        )),
         config: Arc::new(config),
         started,
     });
@@ -87,7 +94,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("the HTTP server failed")?;
     tracing::info!("stopped accepting requests; flushing every database");
-    let flushed = tokio::task::spawn_blocking(move || engine.close()).await.context("flush task failed")?;
+    let flushed = tokio::task::spawn_blocking(move || engine.close())
+        .await
+        .context("flush task failed")?;
     flushed.context("flushing at shutdown failed; the WAL still holds every acknowledged write")?;
     tracing::info!("shut down cleanly");
     Ok(())

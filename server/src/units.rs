@@ -14,12 +14,18 @@ pub struct ByteSize(pub u64);
 impl ByteSize {
     pub fn parse(text: &str) -> Result<ByteSize, String> {
         let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
         if number.is_empty() {
-            return Err(format!("invalid size {text:?}: expected a number such as 64MiB"));
+            return Err(format!(
+                "invalid size {text:?}: expected a number such as 64MiB"
+            ));
         }
-        let n: u64 = number.parse().map_err(|_| format!("invalid size {text:?}: number too large"))?;
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("invalid size {text:?}: number too large"))?;
         let multiplier: u64 = match unit.trim() {
             "" | "B" => 1,
             "KB" | "kB" => 1000,
@@ -45,7 +51,12 @@ impl ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
-        for (unit, size) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        for (unit, size) in [
+            ("TiB", 1u64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ] {
             if n >= size && n.is_multiple_of(size) {
                 return write!(f, "{}{unit}", n / size);
             }
@@ -89,13 +100,21 @@ impl HumanDuration {
         let mut total: u128 = 0;
         let mut rest = text;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
-                return Err(format!("invalid duration {text:?}: expected a number at {rest:?}"));
+                return Err(format!(
+                    "invalid duration {text:?}: expected a number at {rest:?}"
+                ));
             }
-            let n: u128 = rest[..digits].parse().map_err(|_| format!("invalid duration {text:?}"))?;
+            let n: u128 = rest[..digits]
+                .parse()
+                .map_err(|_| format!("invalid duration {text:?}"))?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let unit = &rest[..unit_len];
             rest = &rest[unit_len..];
             let nanos: u128 = match unit {
@@ -107,11 +126,22 @@ impl HumanDuration {
                 "h" => 3_600_000_000_000,
                 "d" => 86_400_000_000_000,
                 "w" => 604_800_000_000_000,
-                "" => return Err(format!("invalid duration {text:?}: a unit (ns, us, ms, s, m, h, d, w) is required")),
-                other => return Err(format!("invalid duration unit {other:?} in {text:?} (expected ns, us, ms, s, m, h, d or w)")),
+                "" => {
+                    return Err(format!(
+                        "invalid duration {text:?}: a unit (ns, us, ms, s, m, h, d, w) is required"
+                    ));
+                }
+                other => {
+                    return Err(format!(
+                        "invalid duration unit {other:?} in {text:?} (expected ns, us, ms, s, m, h, d or w)"
+                    ));
+                }
             };
             total = total
-                .checked_add(n.checked_mul(nanos).ok_or_else(|| format!("duration {text:?} is too long"))?)
+                .checked_add(
+                    n.checked_mul(nanos)
+                        .ok_or_else(|| format!("duration {text:?} is too long"))?,
+                )
                 .ok_or_else(|| format!("duration {text:?} is too long"))?;
         }
         let nanos = u64::try_from(total).map_err(|_| format!("duration {text:?} is too long"))?;
@@ -167,16 +197,29 @@ mod tests {
         assert_eq!(ByteSize::parse("25MB").unwrap(), ByteSize(25_000_000));
         assert_eq!(ByteSize::parse("1024").unwrap(), ByteSize(1024));
         assert_eq!(ByteSize(64 << 20).to_string(), "64MiB");
-        assert!(ByteSize::parse("12XB").unwrap_err().contains("invalid size unit"));
+        assert!(
+            ByteSize::parse("12XB")
+                .unwrap_err()
+                .contains("invalid size unit")
+        );
         assert!(ByteSize::parse("MiB").is_err());
     }
 
     #[test]
     fn durations_parse_compound_forms_and_print_back() {
-        assert_eq!(HumanDuration::parse("1h30m").unwrap().0, Duration::from_secs(5400));
-        assert_eq!(HumanDuration::parse("250ms").unwrap().0, Duration::from_millis(250));
+        assert_eq!(
+            HumanDuration::parse("1h30m").unwrap().0,
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            HumanDuration::parse("250ms").unwrap().0,
+            Duration::from_millis(250)
+        );
         assert_eq!(HumanDuration::parse("7d").unwrap().to_string(), "1w");
-        assert_eq!(HumanDuration(Duration::from_secs(5400)).to_string(), "1h30m");
+        assert_eq!(
+            HumanDuration(Duration::from_secs(5400)).to_string(),
+            "1h30m"
+        );
         assert!(HumanDuration::parse("10").unwrap_err().contains("unit"));
         assert!(HumanDuration::parse("10x").unwrap_err().contains("\"x\""));
     }

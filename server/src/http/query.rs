@@ -94,7 +94,9 @@ async fn run(
     }
     let text = params.get("q").cloned().unwrap_or_default();
     if text.trim().is_empty() {
-        return Err(ApiError::BadRequest("missing required parameter \"q\"".into()));
+        return Err(ApiError::BadRequest(
+            "missing required parameter \"q\"".into(),
+        ));
     }
     let max_len = state.config.query.max_query_length.0;
     if text.len() as u64 > max_len {
@@ -125,9 +127,11 @@ async fn run(
     };
     let engine = state.engine.clone();
     let metrics = state.metrics.clone();
-    let outcome = tokio::task::spawn_blocking(move || tally_query::execute(&engine, &text, &options).map_err(|e| (e, text)))
-        .await
-        .map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?;
+    let outcome = tokio::task::spawn_blocking(move || {
+        tally_query::execute(&engine, &text, &options).map_err(|e| (e, text))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?;
     guard.1 = true;
     let results = match outcome {
         Ok(results) => results,
@@ -146,15 +150,22 @@ async fn run(
             return Ok(response);
         }
     };
-    metrics.queries.fetch_add(results.len() as u64, Ordering::Relaxed);
-    metrics.query_errors.fetch_add(results.iter().filter(|r| r.error.is_some()).count() as u64, Ordering::Relaxed);
+    metrics
+        .queries
+        .fetch_add(results.len() as u64, Ordering::Relaxed);
+    metrics.query_errors.fetch_add(
+        results.iter().filter(|r| r.error.is_some()).count() as u64,
+        Ordering::Relaxed,
+    );
     let (content_type, body) = if csv {
         ("application/csv", render_csv(&results, epoch))
     } else {
         ("application/json", render_json(&results, epoch, pretty))
     };
     let mut response = (StatusCode::OK, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     version_headers(response.headers_mut());
     Ok(response)
 }
@@ -169,7 +180,10 @@ fn serde_urlencoded_pairs(bytes: &[u8]) -> Vec<(String, String)> {
         while i < bytes.len() {
             if bytes[i] == b'%'
                 && i + 2 < bytes.len()
-                && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
+                && let Ok(b) = u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                )
             {
                 out.push(b);
                 i += 3;
@@ -198,7 +212,12 @@ pub(super) fn rfc3339(ns: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let mut out = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    let mut out = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
     if nanos != 0 {
         let frac = format!("{nanos:09}");
         out.push('.');
@@ -342,10 +361,10 @@ fn render_json(results: &[StatementResult], epoch: Epoch, pretty: bool) -> Strin
     out.push_str("]}");
     if pretty
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&out)
-            && let Ok(p) = serde_json::to_string_pretty(&v)
-        {
-            return p;
-        }
+        && let Ok(p) = serde_json::to_string_pretty(&v)
+    {
+        return p;
+    }
     out
 }
 
@@ -423,6 +442,12 @@ mod tests {
     #[test]
     fn form_bodies_decode_plus_and_percent_escapes() {
         let pairs = serde_urlencoded_pairs(b"q=SELECT+mean%28v%29+FROM+cpu&db=telemetry");
-        assert_eq!(pairs, vec![("q".into(), "SELECT mean(v) FROM cpu".into()), ("db".into(), "telemetry".into())]);
+        assert_eq!(
+            pairs,
+            vec![
+                ("q".into(), "SELECT mean(v) FROM cpu".into()),
+                ("db".into(), "telemetry".into())
+            ]
+        );
     }
 }

@@ -8,12 +8,19 @@ use super::SharedState;
 
 /// The InfluxDB version Tally answers as, so clients that check it enable the 1.8 features Tally
 /// implements; the suffix tells people what really answers.
-pub(super) const INFLUXDB_COMPAT_VERSION: &str = concat!("1.8.10-tally-", env!("CARGO_PKG_VERSION"));
+pub(super) const INFLUXDB_COMPAT_VERSION: &str =
+    concat!("1.8.10-tally-", env!("CARGO_PKG_VERSION"));
 
 pub(super) fn version_headers(headers: &mut HeaderMap) {
-    headers.insert("X-Influxdb-Version", HeaderValue::from_static(INFLUXDB_COMPAT_VERSION));
+    headers.insert(
+        "X-Influxdb-Version",
+        HeaderValue::from_static(INFLUXDB_COMPAT_VERSION),
+    );
     headers.insert("X-Influxdb-Build", HeaderValue::from_static("OSS"));
-    headers.insert("X-Tally-Version", HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
+    headers.insert(
+        "X-Tally-Version",
+        HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
 }
 
 pub(super) async fn ping() -> Response {

@@ -26,7 +26,10 @@ pub(super) async fn write_v1(
     body: Body,
 ) -> Response {
     let result = async {
-        let db = params.get("db").filter(|d| !d.is_empty()).ok_or(ApiError::DatabaseRequired)?;
+        let db = params
+            .get("db")
+            .filter(|d| !d.is_empty())
+            .ok_or(ApiError::DatabaseRequired)?;
         let precision = match params.get("precision").map(String::as_str) {
             None => Precision::Nanoseconds,
             Some(p) => Precision::from_v1(p).ok_or_else(|| {
@@ -36,7 +39,9 @@ pub(super) async fn write_v1(
             })?,
         };
         if params.contains_key("rp") {
-            tracing::debug!("the rp parameter is accepted and ignored: Tally keeps retention per database");
+            tracing::debug!(
+                "the rp parameter is accepted and ignored: Tally keeps retention per database"
+            );
         }
         handle_write(&state, db, precision, &headers, body).await
     }
@@ -51,7 +56,10 @@ pub(super) async fn write_v2(
     body: Body,
 ) -> Response {
     let result = async {
-        let bucket = params.get("bucket").filter(|d| !d.is_empty()).ok_or(ApiError::DatabaseRequired)?;
+        let bucket = params
+            .get("bucket")
+            .filter(|d| !d.is_empty())
+            .ok_or(ApiError::DatabaseRequired)?;
         // InfluxDB 1.8's v2 compatibility names buckets "db/rp"; the retention part is ignored.
         let db = bucket.split_once('/').map_or(bucket.as_str(), |(db, _)| db);
         let precision = match params.get("precision").map(String::as_str) {
@@ -77,7 +85,10 @@ async fn handle_write(
     let raw = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
         .await
         .map_err(|_| ApiError::BodyTooLarge { limit })?;
-    state.metrics.bytes_received.fetch_add(raw.len() as u64, Ordering::Relaxed);
+    state
+        .metrics
+        .bytes_received
+        .fetch_add(raw.len() as u64, Ordering::Relaxed);
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -114,9 +125,15 @@ async fn handle_write(
         first.reason
     );
     let mut rejected = outcome.rejected;
-    let omitted = rejected.len().saturating_sub(MAX_LISTED_REJECTIONS) + outcome.parse_errors_omitted as usize;
+    let omitted = rejected.len().saturating_sub(MAX_LISTED_REJECTIONS)
+        + outcome.parse_errors_omitted as usize;
     rejected.truncate(MAX_LISTED_REJECTIONS);
-    Err(ApiError::PartialWrite { message, written: outcome.summary.points_written, rejected, omitted })
+    Err(ApiError::PartialWrite {
+        message,
+        written: outcome.summary.points_written,
+        rejected,
+        omitted,
+    })
 }
 
 /// The database a write goes to, created on first write when the configuration allows.
@@ -157,7 +174,12 @@ struct WriteOutcome {
 }
 
 /// Parses a body and stores its points: the valid lines are stored whatever the others do.
-fn ingest(database: &Database, body: &[u8], precision: Precision, max_line: usize) -> Result<WriteOutcome, ApiError> {
+fn ingest(
+    database: &Database,
+    body: &[u8],
+    precision: Precision,
+    max_line: usize,
+) -> Result<WriteOutcome, ApiError> {
     let mut options = ParseOptions::new(now_ns()).with_precision(precision);
     options.max_line_bytes = max_line;
     let mut batch = PointBatch::new();
@@ -167,7 +189,11 @@ fn ingest(database: &Database, body: &[u8], precision: Precision, max_line: usiz
     let mut rejected: Vec<RejectedLine> = report
         .errors
         .iter()
-        .map(|e| RejectedLine { line: e.line, column: e.column, reason: e.kind.to_string() })
+        .map(|e| RejectedLine {
+            line: e.line,
+            column: e.column,
+            reason: e.kind.to_string(),
+        })
         .collect();
     for r in &summary.rejected {
         rejected.push(RejectedLine {
