@@ -141,6 +141,9 @@ pub(crate) struct Catalog {
     pub(crate) measurements: BTreeMap<Box<str>, MeasurementEntry>,
     /// tag key -> tag value -> column ids.
     pub(crate) postings: BTreeMap<Box<str>, BTreeMap<Box<str>, RoaringBitmap>>,
+    /// Columns and series forgotten (see `forget`).
+    pub(crate) dead_columns: RoaringBitmap,
+    pub(crate) dead_series: RoaringBitmap,
     hasher: hashbrown::DefaultHashBuilder,
 }
 
@@ -293,6 +296,83 @@ impl Catalog {
         });
         self.series[series as usize].columns.push((field_id, id));
         Ok(id)
+    }
+
+    /// Forgets columns that hold no data anywhere any more (dropped or expired): they leave the
+    /// postings, their measurement and field, so no query or SHOW sees them, and a series whose
+    /// columns are all forgotten leaves the series index, so a later write of the same key makes
+    /// a new series. Ids are never reused. Returns the series forgotten.
+    pub(crate) fn forget(&mut self, dead: &RoaringBitmap) -> RoaringBitmap {
+        let mut touched_series = RoaringBitmap::new();
+        for id in dead.iter() {
+            let Some(col) = self.columns.get(id as usize).copied() else { continue };
+            if self.dead_columns.contains(id) {
+                continue;
+            }
+            self.dead_columns.insert(id);
+            touched_series.insert(col.series);
+            let Some(parts) = decode_series_key(&self.series[col.series as usize].key) else { continue };
+            if let Some(m) = self.measurements.get_mut(parts.measurement) {
+                m.columns.remove(id);
+                let field = &*self.field_names[col.field as usize];
+                let now_empty = m.fields.get_mut(field).is_some_and(|f| {
+                    f.columns.remove(id);
+                    f.columns.is_empty()
+                });
+                if now_empty {
+                    m.fields.remove(field);
+                }
+            }
+            for (k, v) in parts.tags {
+                if let Some(values) = self.postings.get_mut(k) {
+                    let now_empty = values.get_mut(v).is_some_and(|b| {
+                        b.remove(id);
+                        b.is_empty()
+                    });
+                    if now_empty {
+                        values.remove(v);
+                    }
+                    if values.is_empty() {
+                        self.postings.remove(k);
+                    }
+                }
+            }
+        }
+        let mut forgotten = RoaringBitmap::new();
+        for s in touched_series.iter() {
+            let entry = &self.series[s as usize];
+            if entry.columns.iter().all(|(_, c)| self.dead_columns.contains(*c)) && !self.dead_series.contains(s) {
+                let hash = self.hash_key(&entry.key);
+                if let Ok(e) = self.series_index.find_entry(hash, |&x| x == s) {
+                    e.remove();
+                }
+                self.dead_series.insert(s);
+                forgotten.insert(s);
+                if let Some(parts) = decode_series_key(&self.series[s as usize].key)
+                    && let Some(m) = self.measurements.get_mut(parts.measurement)
+                {
+                    m.series.remove(s);
+                    if m.series.is_empty() && m.columns.is_empty() {
+                        self.measurements.remove(parts.measurement);
+                    }
+                }
+            }
+        }
+        forgotten
+    }
+
+    /// Takes a series out of the key index (it was dropped; a series with the same key may be
+    /// created again with a new id).
+    pub(crate) fn unindex_series(&mut self, id: u32) {
+        let Some(entry) = self.series.get(id as usize) else { return };
+        let hash = self.hash_key(&entry.key);
+        if let Ok(e) = self.series_index.find_entry(hash, |&x| x == id) {
+            e.remove();
+        }
+    }
+
+    pub(crate) fn is_dead(&self, column: u32) -> bool {
+        self.dead_columns.contains(column)
     }
 
     /// Forgets every series and column created after the catalog had `n_series` and

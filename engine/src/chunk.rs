@@ -14,7 +14,9 @@ use crate::model::{FieldType, FieldValue};
 pub(crate) const CHUNK_HEADER_LEN: usize = 80;
 const FLAG_ZSTD: u8 = 1;
 const FLAG_SUM_OVERFLOW: u8 = 2;
-const KNOWN_FLAGS: u8 = FLAG_ZSTD | FLAG_SUM_OVERFLOW;
+/// The chunk holds rollup rows (see `rollup.rs`) rather than raw points.
+pub(crate) const FLAG_ROLLUP: u8 = 4;
+const KNOWN_FLAGS: u8 = FLAG_ZSTD | FLAG_SUM_OVERFLOW | FLAG_ROLLUP;
 /// Wrap a payload in zstd only when that saves at least this fraction (decoding a raw payload
 /// is much faster, so small savings are not worth it).
 const ZSTD_MIN_SAVING: f64 = 0.10;
@@ -128,6 +130,21 @@ impl ColumnValues {
             self.clear();
         } else {
             *self = ColumnValues::new(field_type);
+        }
+    }
+
+    /// Keeps the values at indexes `start..end`.
+    pub(crate) fn truncate_range(&mut self, start: usize, end: usize) {
+        fn keep<T>(v: &mut Vec<T>, start: usize, end: usize) {
+            v.truncate(end);
+            v.drain(..start);
+        }
+        match self {
+            ColumnValues::Float(v) => keep(v, start, end),
+            ColumnValues::Integer(v) => keep(v, start, end),
+            ColumnValues::Unsigned(v) => keep(v, start, end),
+            ColumnValues::Boolean(v) => keep(v, start, end),
+            ColumnValues::String(v) => keep(v, start, end),
         }
     }
 
@@ -547,6 +564,31 @@ pub(crate) fn write_chunk(
     out.extend_from_slice(stored);
 }
 
+/// Encodes rollup rows as a rollup chunk appended to `out` (header flag bit 2).
+pub(crate) fn encode_rollup_chunk(rows: &crate::rollup::RollupRows, out: &mut Vec<u8>) {
+    let Some(stats) = rows.stats() else { return };
+    let mut payload = Vec::new();
+    let (ts_encoding, count_encoding) = rows.encode_payload(&mut payload);
+    let start = out.len();
+    write_chunk(&stats, rows.field_type, ts_encoding, count_encoding, 0, &payload, true, out);
+    out[start + 27] |= FLAG_ROLLUP;
+    // The flag byte is covered by the header checksum: recompute it.
+    let header_crc = crc32fast::hash(&out[start..start + 72]);
+    out[start + 72..start + 76].copy_from_slice(&header_crc.to_le_bytes());
+}
+
+/// Decodes a rollup chunk (header included).
+pub(crate) fn decode_rollup_chunk(data: &[u8]) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
+    let header = parse_header(data)?;
+    if header.flags & FLAG_ROLLUP == 0 {
+        return Err(ChunkDecodeError { offset: 27, reason: "a raw chunk where rollup rows were expected".into() });
+    }
+    with_payload(data, &header, |payload| {
+        crate::rollup::RollupRows::decode_payload(header.value_type, header.ts_encoding, header.stats.count as usize, payload)
+            .map_err(|e| ChunkDecodeError { offset: CHUNK_HEADER_LEN + e.offset, reason: e.reason })
+    })
+}
+
 /// Parses and checks the header of the chunk starting at the beginning of `data`; offsets in
 /// errors are relative to `data`.
 pub(crate) fn parse_header(data: &[u8]) -> Result<ChunkHeader, DecodeError> {
@@ -649,6 +691,22 @@ pub(crate) fn decode_chunk(
     values_out: &mut ColumnValues,
 ) -> Result<ChunkHeader, ChunkDecodeError> {
     let header = parse_header(data)?;
+    if header.flags & FLAG_ROLLUP != 0 {
+        return Err(ChunkDecodeError { offset: 27, reason: "a rollup chunk where raw points were expected".into() });
+    }
+    ts_out.clear();
+    values_out.reset(header.value_type);
+    with_payload(data, &header, |payload| decode_streams(&header, payload, ts_out, values_out))?;
+    Ok(header)
+}
+
+/// Checks the payload's checksum and calls `f` with the payload, decompressed if it is a zstd
+/// frame.
+fn with_payload<T>(
+    data: &[u8],
+    header: &ChunkHeader,
+    f: impl FnOnce(&[u8]) -> Result<T, ChunkDecodeError>,
+) -> Result<T, ChunkDecodeError> {
     let stored = &data[CHUNK_HEADER_LEN..header.chunk_len as usize];
     let payload_crc = u32::from_le_bytes([data[76], data[77], data[78], data[79]]);
     if crc32fast::hash(stored) != payload_crc {
@@ -657,39 +715,35 @@ pub(crate) fn decode_chunk(
             reason: "chunk payload checksum mismatch".into(),
         });
     }
-    ts_out.clear();
-    values_out.reset(header.value_type);
-    if header.flags & FLAG_ZSTD != 0 {
-        ZSTD_SCRATCH.with(|cell| {
-            let (decompressor, scratch) = &mut *cell.borrow_mut();
-            let bad = |reason: String| ChunkDecodeError { offset: CHUNK_HEADER_LEN, reason };
-            // The frame header states the decompressed size; refuse anything over 64 MiB (a
-            // chunk holds at most MAX_CHUNK_POINTS values) before allocating for it.
-            let size = zstd::zstd_safe::get_frame_content_size(stored)
-                .ok()
-                .flatten()
-                .ok_or_else(|| bad("zstd payload has no valid frame header".into()))?;
-            if size > 64 << 20 {
-                return Err(bad(format!("zstd payload claims {size} bytes, more than 64 MiB")));
-            }
-            let decompressor = match decompressor {
-                Some(d) => d,
-                None => decompressor.insert(
-                    zstd::bulk::Decompressor::new()
-                        .map_err(|e| bad(format!("cannot create a zstd decompressor: {e}")))?,
-                ),
-            };
-            scratch.clear();
-            scratch.reserve(size as usize);
-            decompressor
-                .decompress_to_buffer(stored, scratch)
-                .map_err(|e| bad(format!("zstd payload does not decompress: {e}")))?;
-            decode_streams(&header, scratch, ts_out, values_out)
-        })?;
-    } else {
-        decode_streams(&header, stored, ts_out, values_out)?;
+    if header.flags & FLAG_ZSTD == 0 {
+        return f(stored);
     }
-    Ok(header)
+    ZSTD_SCRATCH.with(|cell| {
+        let (decompressor, scratch) = &mut *cell.borrow_mut();
+        let bad = |reason: String| ChunkDecodeError { offset: CHUNK_HEADER_LEN, reason };
+        // The frame header states the decompressed size; refuse anything over 64 MiB (a
+        // chunk holds at most MAX_CHUNK_POINTS values) before allocating for it.
+        let size = zstd::zstd_safe::get_frame_content_size(stored)
+            .ok()
+            .flatten()
+            .ok_or_else(|| bad("zstd payload has no valid frame header".into()))?;
+        if size > 64 << 20 {
+            return Err(bad(format!("zstd payload claims {size} bytes, more than 64 MiB")));
+        }
+        let decompressor = match decompressor {
+            Some(d) => d,
+            None => decompressor.insert(
+                zstd::bulk::Decompressor::new()
+                    .map_err(|e| bad(format!("cannot create a zstd decompressor: {e}")))?,
+            ),
+        };
+        scratch.clear();
+        scratch.reserve(size as usize);
+        decompressor
+            .decompress_to_buffer(stored, scratch)
+            .map_err(|e| bad(format!("zstd payload does not decompress: {e}")))?;
+        f(scratch)
+    })
 }
 
 fn decode_streams(

@@ -8,7 +8,7 @@
 //! WAL order and replay reproduces exactly what readers saw; it also makes a flush's freeze, WAL
 //! rotation and checkpoint one atomic step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,10 +22,10 @@ use crate::error::{EngineError, Result, WriteError};
 use crate::fsutil;
 use crate::head::{EncodedChunk, FrozenHead, Head, HeadOptions, HeadUsage, chunks_from_points};
 use crate::index_file::{self, IndexMeta};
-use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::manifest::{MANIFEST_FILE, Manifest, Tombstone};
 use crate::model::{FieldType, FieldValue, PointBatch};
-use crate::options::EngineOptions;
-use crate::read::{ChunkSource, ColumnInfo, ReadView, TagFilter};
+use crate::options::{EngineOptions, Retention};
+use crate::read::{ChunkSource, ColumnInfo, ReadView, RollupSource, TagFilter, TierUse};
 use crate::segment::{self, ColumnChunks, Segment};
 use crate::wal::{self, Wal};
 use crate::walrecord::{
@@ -34,6 +34,27 @@ use crate::walrecord::{
 
 /// A column id and its encoded chunks, in time order.
 type ColumnChunkBytes = (u32, Vec<Vec<u8>>);
+
+/// The oldest timestamps a write may still carry: a point whose block ends before the raw
+/// retention's cutoff would be deleted at once, so it is refused, as InfluxDB refuses points
+/// outside a retention policy.
+struct Expiry {
+    cutoff: Option<i64>,
+    retention: Option<std::time::Duration>,
+    block: i64,
+    database: String,
+}
+
+impl Expiry {
+    fn check(&self, ts: i64) -> Option<WriteError> {
+        let cutoff = self.cutoff?;
+        let block_end = ts.div_euclid(self.block).saturating_mul(self.block).saturating_add(self.block);
+        (block_end <= cutoff).then(|| WriteError::BeyondRetention {
+            database: self.database.clone(),
+            retention: crate::compaction::format_duration(self.retention.unwrap_or_default()),
+        })
+    }
+}
 
 /// Rewrite all index files as one once there are this many.
 const MAX_INDEX_FILES: usize = 8;
@@ -94,24 +115,40 @@ struct OrderState {
 }
 
 #[derive(Clone, Default)]
-struct Published {
-    /// Segments in recency order (oldest flush first).
-    segments: Vec<Arc<Segment>>,
+pub(crate) struct Published {
+    /// Segments in recency order (oldest data first), raw and rollup.
+    pub(crate) segments: Vec<Arc<Segment>>,
     /// Frozen heads being flushed, oldest first; newer than every segment.
-    frozen: Vec<Arc<FrozenHead>>,
+    pub(crate) frozen: Vec<Arc<FrozenHead>>,
+    /// Deletions queries must honour on segments not yet rewritten.
+    pub(crate) tombstones: Arc<Vec<Tombstone>>,
 }
 
 pub struct Database {
-    name: String,
-    dir: PathBuf,
-    options: Arc<EngineOptions>,
-    catalog: RwLock<Catalog>,
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) options: Arc<EngineOptions>,
+    pub(crate) catalog: RwLock<Catalog>,
     order: Mutex<OrderState>,
-    wal: Wal,
-    head: RwLock<Head>,
-    published: RwLock<Published>,
-    manifest: Mutex<Manifest>,
-    flush_lock: Mutex<()>,
+    pub(crate) wal: Wal,
+    pub(crate) head: RwLock<Head>,
+    pub(crate) published: RwLock<Published>,
+    pub(crate) manifest: Mutex<Manifest>,
+    pub(crate) flush_lock: Mutex<()>,
+    /// One compaction or retention pass at a time.
+    pub(crate) compaction_lock: Mutex<()>,
+    /// The effective retention (the engine's defaults, or the database's own setting).
+    pub(crate) retention: RwLock<Retention>,
+    pub(crate) compaction_log: Mutex<std::collections::VecDeque<crate::compaction::CompactionRecord>>,
+    pub(crate) compaction_counters: crate::compaction::CompactionCounters,
+    /// Set while the file system is below `min_free_disk_bytes`; checked at most every second.
+    disk: Mutex<(Instant, bool)>,
+    /// The next number for a segment or index file, and for a tombstone boundary.
+    next_seq: AtomicU64,
+    /// Column count at the previous retention pass (see `apply_retention`).
+    pub(crate) retention_watermark: std::sync::atomic::AtomicU32,
+    /// Set when deleted data may have left columns empty (see `apply_retention`).
+    pub(crate) forget_check: AtomicBool,
     closed: AtomicBool,
     flush_wanted: AtomicBool,
     last_flush: Mutex<Instant>,
@@ -151,15 +188,22 @@ impl Database {
         remove_leftovers(dir, &manifest)?;
         let mut catalog = Catalog::default();
         for meta in &manifest.index_files {
-            index_file::load_index(&dir.join(&meta.file_name), meta, &mut catalog)?;
+            index_file::load_index(
+                &dir.join(&meta.file_name),
+                meta,
+                &mut catalog,
+                &manifest.dead_series,
+                &manifest.dead_columns,
+            )?;
         }
+        // Dropped and expired columns leave the catalog before the WAL is replayed, so new
+        // writes of their series keys get new ids as they did before the restart.
+        catalog.forget(&manifest.dead_columns);
         let mut segments = Vec::new();
         for meta in &manifest.segments {
-            segments.push(Arc::new(Segment::open(
-                &dir.join(&meta.file_name),
-                meta.clone(),
-            )?));
+            segments.push(Arc::new(Segment::open(&dir.join(&meta.file_name), meta.clone())?));
         }
+        segments.sort_by_key(|s| s.meta.recency);
         let mut head = Head::new(head_options(&options));
         let wal_path = wal_dir(dir);
         let report = wal::replay(
@@ -196,6 +240,8 @@ impl Database {
         }
         let defined_series = catalog.series_count();
         let defined_columns = catalog.column_count();
+        let retention = crate::compaction::retention_from_manifest(&manifest)
+            .unwrap_or_else(|| options.retention.clone());
         Ok(Database {
             name: manifest.name.clone(),
             dir: dir.to_path_buf(),
@@ -210,9 +256,18 @@ impl Database {
             published: RwLock::new(Published {
                 segments,
                 frozen: Vec::new(),
+                tombstones: Arc::new(manifest.tombstones.clone()),
             }),
+            retention: RwLock::new(retention),
             manifest: Mutex::new(manifest),
             flush_lock: Mutex::new(()),
+            compaction_lock: Mutex::new(()),
+            compaction_log: Mutex::new(std::collections::VecDeque::new()),
+            compaction_counters: crate::compaction::CompactionCounters::default(),
+            disk: Mutex::new((Instant::now() - std::time::Duration::from_secs(10), false)),
+            next_seq: AtomicU64::new(next_seq + 1),
+            retention_watermark: std::sync::atomic::AtomicU32::new(0),
+            forget_check: AtomicBool::new(true),
             closed: AtomicBool::new(false),
             flush_wanted: AtomicBool::new(false),
             last_flush: Mutex::new(Instant::now()),
@@ -224,6 +279,17 @@ impl Database {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// A new number for a segment or index file (or a tombstone boundary).
+    pub(crate) fn allocate_file_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Stores `manifest` durably, with the current next file number.
+    pub(crate) fn store_manifest(&self, manifest: &mut Manifest) -> Result<()> {
+        manifest.next_file_seq = self.next_seq.load(Ordering::SeqCst);
+        manifest.store(&self.dir)
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -255,10 +321,12 @@ impl Database {
     pub fn write(&self, batch: &PointBatch<'_>) -> Result<WriteSummary> {
         self.check_open()?;
         self.check_memory()?;
+        self.check_disk()?;
         let mut summary = WriteSummary::default();
         if batch.is_empty() {
             return Ok(summary);
         }
+        let expiry = self.expiry();
         // One entry per field value of the batch, in order: its column, or u32::MAX when the
         // point was rejected.
         let mut columns: Vec<u32> = Vec::with_capacity(batch.n_values());
@@ -268,6 +336,7 @@ impl Database {
             resolve_existing(
                 &catalog,
                 batch,
+                &expiry,
                 &mut key,
                 &mut columns,
                 &mut summary.rejected,
@@ -276,7 +345,7 @@ impl Database {
         if !complete {
             columns.clear();
             summary.rejected.clear();
-            self.resolve_creating(batch, &mut key, &mut columns, &mut summary.rejected)?;
+            self.resolve_creating(batch, &expiry, &mut key, &mut columns, &mut summary.rejected)?;
         }
         let mut encoder = PointsEncoder::new(KIND_POINTS, batch.n_values() * 12 + 16);
         let mut values_written = 0usize;
@@ -331,6 +400,43 @@ impl Database {
         Ok(summary)
     }
 
+    /// Which timestamps are too old to keep.
+    fn expiry(&self) -> Expiry {
+        let retention = self.retention.read().raw;
+        Expiry {
+            cutoff: retention.map(|d| {
+                self.options.clock.now_ns().saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            }),
+            retention,
+            block: self.options.block_duration_ns(),
+            database: self.name.clone(),
+        }
+    }
+
+    /// Refuses writes while the file system is below `min_free_disk_bytes` (checked at most
+    /// once a second); they resume by themselves when space returns.
+    fn check_disk(&self) -> Result<()> {
+        let floor = self.options.min_free_disk_bytes;
+        if floor == 0 {
+            return Ok(());
+        }
+        let mut disk = self.disk.lock();
+        if disk.0.elapsed() >= std::time::Duration::from_secs(1) {
+            disk.0 = Instant::now();
+            disk.1 = match fsutil::free_bytes(&self.dir) {
+                Ok(free) => free < floor,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the free disk space; not refusing writes");
+                    false
+                }
+            };
+        }
+        if disk.1 {
+            return Err(EngineError::DiskSpaceLow { path: self.dir.clone(), floor });
+        }
+        Ok(())
+    }
+
     fn check_memory(&self) -> Result<()> {
         let head_bytes = self.head.read().usage().bytes();
         let flushing: u64 = self.published.read().frozen.iter().map(|f| f.bytes).sum();
@@ -350,6 +456,7 @@ impl Database {
     fn resolve_creating(
         &self,
         batch: &PointBatch<'_>,
+        expiry: &Expiry,
         key: &mut Vec<u8>,
         columns: &mut Vec<u32>,
         rejected: &mut Vec<Rejection>,
@@ -368,6 +475,10 @@ impl Database {
                     error,
                 });
             };
+            if let Some(error) = expiry.check(point.timestamp()) {
+                reject(columns, rejected, error);
+                continue;
+            }
             // A type conflict rejects the point before it creates anything.
             if let Some(error) = fields.iter().find_map(|(f, v)| {
                 let existing = catalog.field_type(measurement, f)?;
@@ -575,8 +686,7 @@ impl Database {
         }
         let mut new_segments = Vec::new();
         for (block_start, columns) in &blocks {
-            let seq = manifest.next_file_seq;
-            manifest.next_file_seq += 1;
+            let seq = self.allocate_file_seq();
             let refs: Vec<ColumnChunks<'_>> = columns
                 .iter()
                 .map(|(c, chunks)| ColumnChunks {
@@ -599,8 +709,7 @@ impl Database {
         report.segments_written = new_segments.len();
         // Index: the series and columns defined before the rotation.
         if column_cut > manifest.indexed_columns() || series_cut > manifest.indexed_series() {
-            let seq = manifest.next_file_seq;
-            manifest.next_file_seq += 1;
+            let seq = self.allocate_file_seq();
             let catalog = self.catalog.read();
             let meta = if manifest.index_files.len() + 1 >= MAX_INDEX_FILES {
                 let meta = index_file::write_index(
@@ -633,7 +742,7 @@ impl Database {
         if checkpoint_ok {
             manifest.wal_start_seq = new_wal_seq;
         }
-        manifest.next_file_seq = manifest.next_file_seq.max(new_wal_seq + 1);
+        self.next_seq.fetch_max(new_wal_seq + 1, Ordering::SeqCst);
         let mut opened = Vec::new();
         for meta in &new_segments {
             opened.push(Arc::new(Segment::open(
@@ -641,7 +750,7 @@ impl Database {
                 meta.clone(),
             )?));
         }
-        manifest.store(&self.dir)?;
+        self.store_manifest(&mut manifest)?;
         *self.manifest.lock() = manifest.clone();
         {
             let mut published = self.published.write();
@@ -829,61 +938,167 @@ impl Database {
         out
     }
 
-    /// Captures a consistent view of the given columns over `[min_time, max_time]`.
+    /// Captures a consistent view of the given columns' raw data over `[min_time, max_time]`.
     pub fn read(&self, columns: &[u32], min_time: i64, max_time: i64) -> Result<ReadView> {
+        self.read_tiered(columns, min_time, max_time, 0)
+    }
+
+    /// Like [`Database::read`], but for aggregate queries whose buckets are multiples of
+    /// `resolution` (a rollup tier's, or 0 for raw data only): a block whose rollups at that
+    /// resolution are up to date, and which the range covers in whole buckets, is read as
+    /// rollup rows instead of raw chunks; a block whose raw data has expired is read from the
+    /// finest rollup it has (its rows are then approximate at the range's edges). Writes
+    /// newer than a block's rollups (late data) send that block back to raw chunks.
+    pub fn read_tiered(&self, columns: &[u32], min_time: i64, max_time: i64, resolution: i64) -> Result<ReadView> {
         let mut ids = columns.to_vec();
         ids.sort_unstable();
         ids.dedup();
         let head = self.head.read();
         let published = self.published.read().clone();
+        let block = self.options.block_duration_ns();
         let mut out = Vec::with_capacity(ids.len());
+        let mut rollups_out = Vec::new();
+        let mut tier = TierUse { resolution, ..TierUse::default() };
         let mut memory: Vec<Arc<EncodedChunk>> = Vec::new();
+        let masks_for = |segment: &Segment, column: u32| -> Vec<(i64, i64)> {
+            published
+                .tombstones
+                .iter()
+                .filter(|t| t.applies_to(&segment.meta) && t.columns.contains(column))
+                .map(|t| (t.min_time, t.max_time))
+                .collect()
+        };
+        let mut raw_blocks = BTreeSet::new();
+        let mut rollup_blocks = BTreeSet::new();
+        let mut approximate_blocks = BTreeSet::new();
         for &column in &ids {
-            let mut sources = Vec::new();
-            for segment in &published.segments {
-                if segment.meta.max_time < min_time || segment.meta.min_time > max_time {
-                    continue;
-                }
-                let Some(entry) = segment.find(column) else {
-                    continue;
-                };
-                if entry.max_time < min_time || entry.min_time > max_time {
-                    continue;
-                }
-                segment.for_each_chunk(&entry, |offset, header, _| {
-                    if header.stats.min_time > max_time {
-                        return Ok(false);
-                    }
-                    if header.stats.max_time >= min_time {
-                        sources.push(ChunkSource::Mapped {
-                            segment: segment.clone(),
-                            offset,
-                            header: *header,
-                        });
-                    }
-                    Ok(true)
-                })?;
-            }
+            // In memory: frozen heads and the head, always raw.
+            let mut memory_sources = Vec::new();
             for frozen in &published.frozen {
                 for chunk in frozen.chunks(column) {
                     let s = &chunk.header.stats;
                     if s.min_time <= max_time && s.max_time >= min_time {
-                        sources.push(ChunkSource::Memory(chunk.clone()));
+                        memory_sources.push(ChunkSource::Memory(chunk.clone()));
                     }
                 }
             }
             memory.clear();
             head.capture(column, min_time, max_time, &mut memory);
-            sources.extend(memory.drain(..).map(ChunkSource::Memory));
+            memory_sources.extend(memory.drain(..).map(ChunkSource::Memory));
+            let memory_blocks: BTreeSet<i64> = memory_sources
+                .iter()
+                .map(|c| c.header().stats.min_time.div_euclid(block).saturating_mul(block))
+                .collect();
+            // Segments by block.
+            let mut blocks: BTreeMap<i64, (Vec<&Arc<Segment>>, Vec<&Arc<Segment>>)> = BTreeMap::new();
+            for segment in &published.segments {
+                if segment.meta.max_time < min_time || segment.meta.min_time > max_time {
+                    continue;
+                }
+                if segment.find(column).is_none() {
+                    continue;
+                }
+                let entry = blocks.entry(segment.meta.block_start).or_default();
+                if segment.meta.resolution == 0 { entry.0.push(segment) } else { entry.1.push(segment) }
+            }
+            let mut sources = Vec::new();
+            let mut rollup_sources = Vec::new();
+            for (block_start, (raw, rollups)) in &blocks {
+                let block_end = block_start.saturating_add(block);
+                let has_raw = !raw.is_empty() || memory_blocks.contains(block_start);
+                let mut choice: Option<(&Arc<Segment>, bool)> = None;
+                if resolution > 0 {
+                    let max_raw = raw.iter().map(|s| s.meta.recency).max().unwrap_or(0);
+                    let fresh = rollups.iter().find(|s| {
+                        s.meta.resolution == resolution && s.meta.built_from >= max_raw && !memory_blocks.contains(block_start)
+                    });
+                    let cuts = |t: i64| t > *block_start && t < block_end && t.rem_euclid(resolution) != 0;
+                    let partial = cuts(min_time) || (max_time < i64::MAX && cuts(max_time.saturating_add(1)));
+                    if let Some(r) = fresh
+                        && !(partial && has_raw)
+                    {
+                        choice = Some((r, !has_raw && partial));
+                    } else if !has_raw {
+                        // Raw data expired: the finest rollup there is.
+                        if let Some(r) = rollups.iter().min_by_key(|s| s.meta.resolution) {
+                            choice = Some((r, r.meta.resolution != resolution || partial));
+                        }
+                    }
+                }
+                match choice {
+                    Some((segment, approximate)) => {
+                        let r = segment.meta.resolution;
+                        let (keep_min, keep_max) = if approximate {
+                            (min_time.div_euclid(r).saturating_mul(r), max_time)
+                        } else {
+                            (min_time, max_time.saturating_sub(r - 1))
+                        };
+                        let masks = masks_for(segment, column);
+                        if let Some(entry) = segment.find(column) {
+                            segment.for_each_chunk(&entry, |offset, header, _| {
+                                if header.stats.min_time > keep_max {
+                                    return Ok(false);
+                                }
+                                if header.stats.max_time >= keep_min {
+                                    rollup_sources.push(RollupSource {
+                                        segment: (*segment).clone(),
+                                        offset,
+                                        header: *header,
+                                        keep_min,
+                                        keep_max,
+                                        masks: masks.clone(),
+                                    });
+                                }
+                                Ok(true)
+                            })?;
+                        }
+                        if approximate {
+                            approximate_blocks.insert(*block_start);
+                        } else {
+                            rollup_blocks.insert(*block_start);
+                        }
+                    }
+                    None => {
+                        for segment in raw {
+                            let Some(entry) = segment.find(column) else { continue };
+                            if entry.max_time < min_time || entry.min_time > max_time {
+                                continue;
+                            }
+                            let masks = masks_for(segment, column);
+                            segment.for_each_chunk(&entry, |offset, header, _| {
+                                if header.stats.min_time > max_time {
+                                    return Ok(false);
+                                }
+                                if header.stats.max_time >= min_time {
+                                    sources.push(ChunkSource::Mapped {
+                                        segment: (*segment).clone(),
+                                        offset,
+                                        header: *header,
+                                        masks: masks.clone(),
+                                    });
+                                }
+                                Ok(true)
+                            })?;
+                        }
+                        raw_blocks.insert(*block_start);
+                    }
+                }
+            }
+            for b in &memory_blocks {
+                raw_blocks.insert(*b);
+            }
+            sources.extend(memory_sources);
             if !sources.is_empty() {
                 out.push((column, sources));
             }
+            if !rollup_sources.is_empty() {
+                rollups_out.push((column, rollup_sources));
+            }
         }
-        Ok(ReadView {
-            min_time,
-            max_time,
-            columns: out,
-        })
+        tier.rollup_blocks = rollup_blocks.len() as u64;
+        tier.approximate_blocks = approximate_blocks.len() as u64;
+        tier.raw_blocks = raw_blocks.difference(&rollup_blocks).count() as u64;
+        Ok(ReadView { min_time, max_time, columns: out, rollups: rollups_out, tier })
     }
 
     pub fn stats(&self) -> DatabaseStats {
@@ -939,11 +1154,17 @@ pub(crate) fn head_options(options: &EngineOptions) -> HeadOptions {
 fn resolve_existing(
     catalog: &Catalog,
     batch: &PointBatch<'_>,
+    expiry: &Expiry,
     key: &mut Vec<u8>,
     columns: &mut Vec<u32>,
     rejected: &mut Vec<Rejection>,
 ) -> bool {
     for (index, point) in batch.points().enumerate() {
+        if let Some(error) = expiry.check(point.timestamp()) {
+            columns.extend(std::iter::repeat_n(u32::MAX, point.fields().len()));
+            rejected.push(Rejection { point: index, error });
+            continue;
+        }
         key.clear();
         encode_series_key(key, point.measurement(), point.tags());
         let hash = catalog.hash_key(key);

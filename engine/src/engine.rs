@@ -32,7 +32,7 @@ struct Shared {
 /// An open data directory.
 pub struct Engine {
     shared: Arc<Shared>,
-    background: Mutex<Option<JoinHandle<()>>>,
+    background: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// Checks a database name: 1 to 255 bytes, no control characters.
@@ -107,17 +107,26 @@ impl Engine {
             wake: Condvar::new(),
             _lock: lock,
         });
-        let background = {
+        let mut threads = Vec::new();
+        {
             let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("tally-flush".into())
-                .spawn(move || background_loop(&shared))
-                .map_err(|e| EngineError::io("<thread>", e))?
-        };
-        Ok(Engine {
-            shared,
-            background: Mutex::new(Some(background)),
-        })
+            threads.push(
+                std::thread::Builder::new()
+                    .name("tally-flush".into())
+                    .spawn(move || background_loop(&shared))
+                    .map_err(|e| EngineError::io("<thread>", e))?,
+            );
+        }
+        if shared.options.compaction.enabled {
+            let shared = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("tally-compact".into())
+                    .spawn(move || compaction_loop(&shared))
+                    .map_err(|e| EngineError::io("<thread>", e))?,
+            );
+        }
+        Ok(Engine { shared, background: Mutex::new(threads) })
     }
 
     pub fn dir(&self) -> &Path {
@@ -237,7 +246,7 @@ impl Engine {
     fn stop_background(&self) {
         *self.shared.stop.lock() = true;
         self.shared.wake.notify_all();
-        if let Some(handle) = self.background.lock().take() {
+        for handle in self.background.lock().drain(..) {
             let _ = handle.join();
         }
     }
@@ -251,6 +260,36 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop_background();
+    }
+}
+
+/// Retention and compaction, every `compaction.check_interval`, in a thread of its own so a
+/// long compaction never delays a flush.
+fn compaction_loop(shared: &Shared) {
+    let mut last_round = Instant::now();
+    loop {
+        {
+            let mut stop = shared.stop.lock();
+            if *stop {
+                return;
+            }
+            shared.wake.wait_for(&mut stop, shared.options.compaction.check_interval);
+            if *stop {
+                return;
+            }
+        }
+        // The condition variable also wakes the flush thread; run only once per interval.
+        if last_round.elapsed() < shared.options.compaction.check_interval {
+            continue;
+        }
+        last_round = Instant::now();
+        let dbs: Vec<Arc<Database>> = shared.databases.read().values().cloned().collect();
+        for db in dbs {
+            if *shared.stop.lock() {
+                return;
+            }
+            crate::compaction::background_round(&db);
+        }
     }
 }
 

@@ -68,6 +68,12 @@ pub enum EngineError {
     )]
     MemoryPressure { head_bytes: u64, limit: u64 },
 
+    #[error(
+        "writes are refused: the file system holding {path} has less free space than \
+         min_free_disk ({floor} bytes); free some space and writes resume by themselves"
+    )]
+    DiskSpaceLow { path: PathBuf, floor: u64 },
+
     #[error("the database {name:?} was dropped or the engine is shutting down")]
     Closed { name: String },
 
@@ -102,6 +108,7 @@ impl EngineError {
     /// space returns, nothing is corrupted.
     pub fn is_disk_full(&self) -> bool {
         match self {
+            EngineError::DiskSpaceLow { .. } => true,
             EngineError::Io { source, .. } => {
                 matches!(
                     source.raw_os_error(),
@@ -133,6 +140,12 @@ pub enum WriteError {
          (`max_series_per_database`); this point would create a new one"
     )]
     SeriesLimit { database: String, limit: u64 },
+
+    #[error(
+        "point is older than the raw retention of database {database:?} ({retention}) and would be \
+         deleted at once; raise the retention to keep it"
+    )]
+    BeyondRetention { database: String, retention: String },
 
     #[error("column limit reached: database {database:?} holds {limit} columns")]
     ColumnLimit { database: String, limit: u64 },

@@ -53,6 +53,25 @@ pub(crate) fn create_dir_durable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Free bytes available to unprivileged users on the file system holding `path`.
+pub(crate) fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
+    #[expect(unsafe_code, reason = "statvfs(3) through libc has no safe wrapper in std")]
+    // SAFETY: `c_path` is a valid NUL-terminated string for the duration of the call, and
+    // `stat` is a properly sized, zero-initialised struct statvfs that the call fills.
+    let (rc, stat) = unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        let rc = libc::statvfs(c_path.as_ptr(), &mut stat);
+        (rc, stat)
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+}
+
 /// An exclusive advisory lock on a data directory, held for the life of the engine. The lock
 /// is released by the kernel when the process exits, even by SIGKILL, so a crash never leaves
 /// a directory locked.

@@ -65,6 +65,10 @@ pub fn segment(data: &[u8]) {
         max_time: i64::MAX,
         n_columns: 0,
         n_points: 0,
+        resolution: 0,
+        recency: 1,
+        built_from: 0,
+        applied_tombstones: 0,
     };
     if let Ok(segment) = Segment::open(&path, meta) {
         let mut ts = Vec::new();

@@ -388,6 +388,16 @@ impl Head {
         }
     }
 
+    /// Columns with any data in the head.
+    pub(crate) fn columns_with_data(&self) -> roaring::RoaringBitmap {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.as_ref().is_some_and(|c| !c.is_empty()))
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+
     /// Calls `visit` with every open chunk's points (the state a checkpoint must carry).
     pub(crate) fn for_each_open_chunk(&self, mut visit: impl FnMut(u32, &[i64], &ColumnValues)) {
         let mut ts = Vec::new();

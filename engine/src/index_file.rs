@@ -112,7 +112,18 @@ pub(crate) fn write_index(
 
 /// Reads an index file into `catalog`, whose series and column counts must equal the file's
 /// first ids.
-pub(crate) fn load_index(path: &Path, meta: &IndexMeta, catalog: &mut Catalog) -> Result<()> {
+pub(crate) fn load_index(
+    path: &Path,
+    meta: &IndexMeta,
+    catalog: &mut Catalog,
+    dead_series: &RoaringBitmap,
+    dead_columns: &RoaringBitmap,
+) -> Result<()> {
+    // Columns dropped before this file was written leave the catalog first, so a field they
+    // held may come back here with another type.
+    let mut loaded_dead = dead_columns.clone();
+    loaded_dead.remove_range(catalog.column_count()..);
+    catalog.forget(&loaded_dead);
     let data = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
     let corrupt = |offset: usize, reason: String| EngineError::corrupt(path, offset as u64, reason);
     if data.len() < HEADER_LEN + TRAILER_LEN {
@@ -222,6 +233,12 @@ pub(crate) fn load_index(path: &Path, meta: &IndexMeta, catalog: &mut Catalog) -
             return Err(body_error(crate::bytes::DecodeError { offset: at, reason }));
         }
         let hash = catalog.hash_key(key);
+        // A dropped series' key may come back as a new series in a later file.
+        if let Some(existing) = catalog.find_series(key, hash)
+            && dead_series.contains(existing)
+        {
+            catalog.unindex_series(existing);
+        }
         if catalog.find_series(key, hash).is_some() {
             return Err(body_error(crate::bytes::DecodeError {
                 offset: at,

@@ -15,6 +15,7 @@
 mod bytes;
 mod catalog;
 mod chunk;
+mod compaction;
 #[doc(hidden)]
 pub mod codec;
 mod database;
@@ -28,14 +29,21 @@ mod index_file;
 mod manifest;
 mod mmap;
 mod model;
+#[doc(hidden)]
+pub mod offline;
 mod options;
 mod read;
+mod rollup;
 mod segment;
+mod sketch;
 mod wal;
 mod walrecord;
 
 pub use catalog::TagMatcher;
 pub use chunk::{ChunkStats, ColumnValues, ValueStats};
+pub use compaction::{CompactionRecord, DeleteReport, RetentionReport, format_duration, format_retention, parse_retention};
+pub use rollup::RollupRows;
+pub use sketch::Sketch;
 pub use database::{Database, DatabaseStats, FlushReport, Rejection, SnapshotFiles, WriteSummary};
 pub use engine::{Engine, validate_database_name};
 pub use error::{EngineError, Result, WriteError};
@@ -43,6 +51,6 @@ pub use model::{
     FieldType, FieldValue, MAX_NAME_BYTES, MAX_STRING_BYTES, MAX_TAGS, PointBatch, PointError,
     PointRef,
 };
-pub use options::EngineOptions;
-pub use read::{ColumnInfo, Piece, ReadView, TagFilter};
+pub use options::{Clock, CompactionOptions, EngineOptions, Retention, Tier};
+pub use read::{ColumnInfo, Piece, ReadView, TagFilter, TierUse};
 pub use wal::FsyncPolicy;

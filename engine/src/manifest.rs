@@ -7,6 +7,8 @@
 
 use std::path::Path;
 
+use roaring::RoaringBitmap;
+
 use crate::bytes::{DecodeError, Reader, put_bytes, put_ivarint, put_uvarint};
 use crate::error::{EngineError, Result};
 use crate::fsutil;
@@ -17,7 +19,7 @@ pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
 pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"TALLYMAN";
 pub(crate) const MANIFEST_VERSION: u32 = 1;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Manifest {
     /// The database's name (its directory name is an escaped form of it).
     pub(crate) name: String,
@@ -30,6 +32,34 @@ pub(crate) struct Manifest {
     /// Database settings as key/value text (retention and the like), so new settings need no
     /// format change.
     pub(crate) options: Vec<(String, String)>,
+    /// Deletions not yet applied to every segment they affect.
+    pub(crate) tombstones: Vec<Tombstone>,
+    /// The next tombstone id.
+    pub(crate) next_tombstone: u64,
+    /// Columns and series deleted or expired everywhere: the catalog forgets them.
+    pub(crate) dead_columns: RoaringBitmap,
+    pub(crate) dead_series: RoaringBitmap,
+}
+
+/// A deletion: the points of `columns` in `[min_time, max_time]` of every segment whose recency
+/// is below `boundary` (data written before the deletion) are gone.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Tombstone {
+    pub(crate) id: u64,
+    pub(crate) boundary: u64,
+    pub(crate) min_time: i64,
+    pub(crate) max_time: i64,
+    pub(crate) columns: RoaringBitmap,
+}
+
+impl Tombstone {
+    /// Whether the tombstone removes the points of this segment's column in some range.
+    pub(crate) fn applies_to(&self, segment: &SegmentMeta) -> bool {
+        segment.recency < self.boundary
+            && segment.applied_tombstones < self.id
+            && segment.min_time <= self.max_time
+            && segment.max_time >= self.min_time
+    }
 }
 
 impl Manifest {
@@ -63,6 +93,10 @@ impl Manifest {
             put_ivarint(&mut out, s.max_time);
             put_uvarint(&mut out, u64::from(s.n_columns));
             put_uvarint(&mut out, s.n_points);
+            put_ivarint(&mut out, s.resolution);
+            put_uvarint(&mut out, s.recency);
+            put_uvarint(&mut out, s.built_from);
+            put_uvarint(&mut out, s.applied_tombstones);
         }
         put_uvarint(&mut out, self.index_files.len() as u64);
         for i in &self.index_files {
@@ -77,6 +111,23 @@ impl Manifest {
         for (k, v) in &self.options {
             put_bytes(&mut out, k.as_bytes());
             put_bytes(&mut out, v.as_bytes());
+        }
+        put_uvarint(&mut out, self.next_tombstone);
+        put_uvarint(&mut out, self.tombstones.len() as u64);
+        let mut bitmap = Vec::new();
+        for t in &self.tombstones {
+            put_uvarint(&mut out, t.id);
+            put_uvarint(&mut out, t.boundary);
+            put_ivarint(&mut out, t.min_time);
+            put_ivarint(&mut out, t.max_time);
+            bitmap.clear();
+            let _ = t.columns.serialize_into(&mut bitmap);
+            put_bytes(&mut out, &bitmap);
+        }
+        for set in [&self.dead_columns, &self.dead_series] {
+            bitmap.clear();
+            let _ = set.serialize_into(&mut bitmap);
+            put_bytes(&mut out, &bitmap);
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -137,6 +188,10 @@ impl Manifest {
                 max_time: r.ivarint()?,
                 n_columns: r.uvarint_max(u64::from(u32::MAX), "column count")? as u32,
                 n_points: r.uvarint()?,
+                resolution: r.ivarint()?,
+                recency: r.uvarint()?,
+                built_from: r.uvarint()?,
+                applied_tombstones: r.uvarint()?,
             });
         }
         let n_index = r.uvarint_max(MAX_ITEMS, "index file count")?;
@@ -183,6 +238,26 @@ impl Manifest {
             let v = r.len_str(1 << 20, "option value")?.to_string();
             options.push((k, v));
         }
+        let next_tombstone = r.uvarint()?;
+        let n_tombstones = r.uvarint_max(MAX_ITEMS, "tombstone count")?;
+        let mut tombstones = Vec::new();
+        let bitmap = |r: &mut Reader<'_>, what: &str| -> std::result::Result<RoaringBitmap, DecodeError> {
+            let at = r.position();
+            let bytes = r.len_bytes(1 << 30, what)?;
+            RoaringBitmap::deserialize_from(bytes)
+                .map_err(|e| DecodeError { offset: at, reason: format!("{what} does not decode: {e}") })
+        };
+        for _ in 0..n_tombstones {
+            tombstones.push(Tombstone {
+                id: r.uvarint()?,
+                boundary: r.uvarint()?,
+                min_time: r.ivarint()?,
+                max_time: r.ivarint()?,
+                columns: bitmap(r, "tombstone columns")?,
+            });
+        }
+        let dead_columns = bitmap(r, "dead columns")?;
+        let dead_series = bitmap(r, "dead series")?;
         if !r.is_empty() {
             return Err(r.error("trailing bytes after the manifest body"));
         }
@@ -193,6 +268,10 @@ impl Manifest {
             segments,
             index_files,
             options,
+            tombstones,
+            next_tombstone,
+            dead_columns,
+            dead_series,
         })
     }
 
@@ -247,6 +326,10 @@ mod tests {
                 max_time: 77,
                 n_columns: 12,
                 n_points: 1000,
+                resolution: 60_000_000_000,
+                recency: 3,
+                built_from: 2,
+                applied_tombstones: 1,
             }],
             index_files: vec![IndexMeta {
                 file_name: "0000000000000004.tidx".into(),
@@ -257,6 +340,16 @@ mod tests {
                 size: 300,
             }],
             options: vec![("retention.raw".into(), "7d".into())],
+            tombstones: vec![Tombstone {
+                id: 1,
+                boundary: 5,
+                min_time: -10,
+                max_time: 10,
+                columns: [1u32, 5, 9].into_iter().collect(),
+            }],
+            next_tombstone: 2,
+            dead_columns: [4u32].into_iter().collect(),
+            dead_series: RoaringBitmap::new(),
         }
     }
 

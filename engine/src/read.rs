@@ -16,6 +16,7 @@ use roaring::RoaringBitmap;
 
 use crate::catalog::{Catalog, TagMatcher};
 use crate::chunk::{ChunkHeader, ChunkStats, ColumnValues, StatsBuilder, decode_chunk};
+use crate::rollup::RollupRows;
 use crate::error::{EngineError, Result};
 use crate::head::EncodedChunk;
 use crate::model::FieldType;
@@ -119,11 +120,38 @@ impl ColumnInfo {
 #[derive(Clone)]
 pub(crate) enum ChunkSource {
     Memory(Arc<EncodedChunk>),
+    /// `masks`: time ranges deleted by tombstones not yet applied to the segment.
     Mapped {
         segment: Arc<Segment>,
         offset: u64,
         header: ChunkHeader,
+        masks: Vec<(i64, i64)>,
     },
+}
+
+/// A rollup chunk to read, keeping the rows whose bucket starts in `[keep_min, keep_max]`.
+#[derive(Clone)]
+pub(crate) struct RollupSource {
+    pub(crate) segment: Arc<Segment>,
+    pub(crate) offset: u64,
+    pub(crate) header: ChunkHeader,
+    pub(crate) keep_min: i64,
+    pub(crate) keep_max: i64,
+    pub(crate) masks: Vec<(i64, i64)>,
+}
+
+/// How a tiered read was answered, for EXPLAIN.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TierUse {
+    /// The resolution asked for (0: raw only).
+    pub resolution: i64,
+    /// Blocks read as rollup rows of that resolution.
+    pub rollup_blocks: u64,
+    /// Blocks read as raw chunks.
+    pub raw_blocks: u64,
+    /// Blocks whose raw data has expired, read from the finest rollup they have: rows at the
+    /// range's edges may hold points outside it.
+    pub approximate_blocks: u64,
 }
 
 impl ChunkSource {
@@ -132,6 +160,36 @@ impl ChunkSource {
             ChunkSource::Memory(c) => &c.header,
             ChunkSource::Mapped { header, .. } => header,
         }
+    }
+
+    fn masks(&self) -> &[(i64, i64)] {
+        match self {
+            ChunkSource::Memory(_) => &[],
+            ChunkSource::Mapped { masks, .. } => masks,
+        }
+    }
+
+    /// Whether a deletion hides some of the chunk's points.
+    fn masked(&self) -> bool {
+        let s = &self.header().stats;
+        self.masks().iter().any(|(lo, hi)| *lo <= s.max_time && *hi >= s.min_time)
+    }
+
+    /// Decodes the chunk and drops the points deletions hide.
+    fn decode_visible(&self, ts: &mut Vec<i64>, values: &mut ColumnValues) -> Result<()> {
+        self.decode(ts, values)?;
+        if self.masked() {
+            let masks = self.masks();
+            let keep: Vec<usize> =
+                (0..ts.len()).filter(|&i| !masks.iter().any(|(lo, hi)| ts[i] >= *lo && ts[i] <= *hi)).collect();
+            let mut kept = ColumnValues::new(values.field_type());
+            for &i in &keep {
+                kept.push_from(values, i);
+            }
+            *ts = keep.iter().map(|&i| ts[i]).collect();
+            *values = kept;
+        }
+        Ok(())
     }
 
     fn decode(&self, ts: &mut Vec<i64>, values: &mut ColumnValues) -> Result<()> {
@@ -149,6 +207,7 @@ impl ChunkSource {
                 segment,
                 offset,
                 header,
+                ..
             } => {
                 let start = *offset as usize;
                 let end = start + header.chunk_len as usize;
@@ -211,6 +270,9 @@ pub struct ReadView {
     pub(crate) max_time: i64,
     /// Column id -> its chunks in recency order (oldest source first).
     pub(crate) columns: Vec<(u32, Vec<ChunkSource>)>,
+    /// Column id -> rollup chunks standing for blocks not read raw (tiered reads only).
+    pub(crate) rollups: Vec<(u32, Vec<RollupSource>)>,
+    pub(crate) tier: TierUse,
 }
 
 impl ReadView {
@@ -220,6 +282,53 @@ impl ReadView {
 
     pub fn max_time(&self) -> i64 {
         self.max_time
+    }
+
+    /// How a tiered read chose between rollups and raw chunks.
+    pub fn tier_use(&self) -> TierUse {
+        self.tier
+    }
+
+    /// Number of rollup chunks the view holds for a column.
+    pub fn rollup_chunk_count(&self, column: u32) -> usize {
+        match self.rollups.binary_search_by_key(&column, |(c, _)| *c) {
+            Ok(i) => self.rollups[i].1.len(),
+            Err(_) => 0,
+        }
+    }
+
+    /// The column's rollup rows (blocks read from a tier), in time order, already limited to
+    /// the rows the read kept; the resolution is each source segment's.
+    pub fn rollup_rows(&self, column: u32) -> Result<Vec<(i64, RollupRows)>> {
+        let sources = match self.rollups.binary_search_by_key(&column, |(c, _)| *c) {
+            Ok(i) => &self.rollups[i].1,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let mut out = Vec::with_capacity(sources.len());
+        for source in sources {
+            let start = source.offset as usize;
+            let end = start + source.header.chunk_len as usize;
+            let bytes = source.segment.bytes().get(start..end).ok_or_else(|| {
+                EngineError::corrupt(&source.segment.path, source.offset, "chunk lies outside the file")
+            })?;
+            let rows = crate::chunk::decode_rollup_chunk(bytes).map_err(|e| {
+                EngineError::corrupt(&source.segment.path, source.offset + e.offset as u64, e.reason)
+            })?;
+            let resolution = source.segment.meta.resolution;
+            let keep: Vec<usize> = (0..rows.len())
+                .filter(|&r| {
+                    let t = rows.times[r];
+                    t >= source.keep_min
+                        && t <= source.keep_max
+                        && !source.masks.iter().any(|(lo, hi)| t >= *lo && t.saturating_add(resolution - 1) <= *hi)
+                })
+                .collect();
+            let rows = if keep.len() == rows.len() { rows } else { crate::compaction::select_rows_pub(&rows, &keep) };
+            if !rows.is_empty() {
+                out.push((resolution, rows));
+            }
+        }
+        Ok(out)
     }
 
     /// Number of stored chunks the view holds for a column.
@@ -256,7 +365,7 @@ impl ReadView {
         for i in order {
             let stats = sources[i].header().stats;
             if !group.is_empty() && stats.min_time > group_end {
-                pieces.push(self.make_piece(sources, &group)?);
+                pieces.extend(self.make_piece(sources, &group)?);
                 group.clear();
             }
             group_end = if group.is_empty() {
@@ -267,18 +376,21 @@ impl ReadView {
             group.push(i);
         }
         if !group.is_empty() {
-            pieces.push(self.make_piece(sources, &group)?);
+            pieces.extend(self.make_piece(sources, &group)?);
         }
         Ok(pieces)
     }
 
-    fn make_piece(&self, sources: &[ChunkSource], group: &[usize]) -> Result<Piece> {
+    /// One piece for a group of overlapping chunks; `None` when deletions hid every point.
+    fn make_piece(&self, sources: &[ChunkSource], group: &[usize]) -> Result<Option<Piece>> {
         if let [only] = group {
             let source = &sources[*only];
-            return Ok(Piece {
-                stats: source.header().stats,
-                data: PieceData::Chunk(source.clone()),
-            });
+            if !source.masked() {
+                return Ok(Some(Piece {
+                    stats: source.header().stats,
+                    data: PieceData::Chunk(source.clone()),
+                }));
+            }
         }
         // Decode every chunk; order points by (time, recency) and keep the newest per time.
         let field_type = sources[group[0]].header().value_type;
@@ -288,7 +400,7 @@ impl ReadView {
         for &i in &ranked {
             let mut ts = Vec::new();
             let mut values = ColumnValues::new(field_type);
-            sources[i].decode(&mut ts, &mut values)?;
+            sources[i].decode_visible(&mut ts, &mut values)?;
             if values.field_type() != field_type {
                 return Err(EngineError::corrupt(
                     "<read>",
@@ -323,18 +435,14 @@ impl ReadView {
             k += 1;
         }
         let Some(stats) = StatsBuilder::from_points(&ts_out, &values_out) else {
-            return Err(EngineError::corrupt(
-                "<read>",
-                0,
-                "BUG: merged piece has no points",
-            ));
+            return Ok(None);
         };
-        Ok(Piece {
+        Ok(Some(Piece {
             stats,
             data: PieceData::Merged {
                 ts: ts_out,
                 values: values_out,
             },
-        })
+        }))
     }
 }

@@ -41,6 +41,17 @@ pub(crate) struct SegmentMeta {
     pub(crate) max_time: i64,
     pub(crate) n_columns: u32,
     pub(crate) n_points: u64,
+    /// 0 for raw data; a rollup tier's resolution in nanoseconds otherwise.
+    pub(crate) resolution: i64,
+    /// Where the segment's data stands in write order: its flush's sequence number, or for a
+    /// compaction's output the highest recency among its inputs. On equal timestamps, data of
+    /// a higher recency wins.
+    pub(crate) recency: u64,
+    /// Rollups: the highest recency among the raw segments they were built from, so a raw
+    /// segment written later (late data) marks them stale.
+    pub(crate) built_from: u64,
+    /// Tombstones with an id up to this one were applied when the segment was written.
+    pub(crate) applied_tombstones: u64,
 }
 
 pub(crate) fn segment_file_name(seq: u64, block_start: i64) -> String {
@@ -115,6 +126,10 @@ pub(crate) fn write_segment(
         max_time,
         n_columns: columns.len() as u32,
         n_points,
+        resolution: 0,
+        recency: seq,
+        built_from: 0,
+        applied_tombstones: 0,
     })
 }
 
@@ -304,6 +319,10 @@ impl Segment {
             }
         }
         None
+    }
+
+    pub(crate) fn n_entries(&self) -> usize {
+        self.n_columns
     }
 
     pub(crate) fn entry_at(&self, index: usize) -> Option<ColumnEntry> {

@@ -405,6 +405,7 @@ fn chunk_statistics_describe_whole_hour_chunks() {
 enum Op {
     Write(Vec<(u8, i64, i32)>),
     Flush(bool),
+    Compact,
     Reopen,
 }
 
@@ -412,6 +413,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec((0u8..3, -50i64..200, any::<i32>()), 1..40).prop_map(Op::Write),
         1 => any::<bool>().prop_map(Op::Flush),
+        1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
     ]
 }
@@ -450,6 +452,7 @@ proptest! {
                     db.write(&batch).unwrap();
                 }
                 Op::Flush(everything) => { db.flush(everything).unwrap(); }
+                Op::Compact => { db.compact_all().unwrap(); }
                 Op::Reopen => {
                     drop(db);
                     drop(engine);

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use tally_engine::{ChunkStats, ColumnValues, FieldType, ValueStats};
+use tally_engine::{ChunkStats, ColumnValues, FieldType, RollupRows, Sketch, ValueStats};
 
 use super::value::Value;
 
@@ -165,6 +165,9 @@ pub(crate) struct Accumulator {
     kind: AggKind,
     field_type: FieldType,
     state: State,
+    /// Percentiles and medians over rollup rows: the buckets' merged quantile sketches (raw
+    /// samples of the same bucket are added to the sketch when the value is computed).
+    sketches: Vec<Option<Sketch>>,
 }
 
 enum State {
@@ -222,11 +225,107 @@ impl Accumulator {
             AggKind::Stddev => State::Stddev(vec![Welford::default(); buckets]),
             _ => State::Samples(vec![Vec::new(); buckets]),
         };
-        Accumulator {
+        Accumulator { kind, field_type, state, sketches: Vec::new() }
+    }
+
+    /// Whether rollup rows can stand for the points of a bucket for this function (exactly,
+    /// or for percentiles within the sketch's relative error).
+    pub(crate) fn rollup_capable(kind: AggKind) -> bool {
+        matches!(
             kind,
-            field_type,
-            state,
+            AggKind::Count
+                | AggKind::Sum
+                | AggKind::Mean
+                | AggKind::Min
+                | AggKind::Max
+                | AggKind::First
+                | AggKind::Last
+                | AggKind::Spread
+                | AggKind::Median
+                | AggKind::Percentile(_)
+        )
+    }
+
+    /// Adds rollup row `i` to bucket `b`; false when the row cannot answer exactly (an
+    /// integer sum that overflowed within the row).
+    pub(crate) fn add_rollup(&mut self, b: usize, rows: &RollupRows, i: usize) -> bool {
+        let kind = self.kind;
+        let num = |v: &ColumnValues| num_at(v, i);
+        let n_buckets = match &self.state {
+            State::Samples(s) => s.len(),
+            _ => 0,
+        };
+        match &mut self.state {
+            State::Count(c) => c[b] += rows.counts[i],
+            State::Sum(s) => {
+                if rows.sum_overflow.get(i).copied().unwrap_or(false) {
+                    return false;
+                }
+                let s = &mut s[b];
+                match &rows.sum {
+                    ColumnValues::Float(v) => s.float = if s.n == 0 { v[i] } else { s.float + v[i] },
+                    ColumnValues::Integer(v) => s.int += i128::from(v[i]),
+                    ColumnValues::Unsigned(v) => s.int += i128::from(v[i]),
+                    _ => return false,
+                }
+                s.n += rows.counts[i];
+            }
+            State::Extreme(e) => {
+                let Some(x) = num(if kind == AggKind::Max { &rows.max } else { &rows.min }) else { return false };
+                if x.is_nan() {
+                    return true;
+                }
+                let better = match e[b] {
+                    None => true,
+                    Some((cur, _)) => {
+                        let o = x.cmp(cur);
+                        if kind == AggKind::Max { o == Ordering::Greater } else { o == Ordering::Less }
+                    }
+                };
+                if better {
+                    e[b] = Some((x, rows.times[i]));
+                }
+            }
+            State::Edge(e) => {
+                let (t, v) = if kind == AggKind::First {
+                    (rows.first_times[i], value_at(&rows.first, i))
+                } else {
+                    (rows.last_times[i], value_at(&rows.last, i))
+                };
+                let replace = match &e[b] {
+                    None => true,
+                    Some((cur, _)) => if kind == AggKind::First { t < *cur } else { t > *cur },
+                };
+                if replace {
+                    e[b] = Some((t, v));
+                }
+            }
+            State::Spread(s) => {
+                let (Some(lo), Some(hi)) = (num(&rows.min), num(&rows.max)) else { return false };
+                if lo.is_nan() {
+                    return true;
+                }
+                s[b] = Some(match s[b] {
+                    None => (lo, hi),
+                    Some((a, z)) => (
+                        if lo.cmp(a) == Ordering::Less { lo } else { a },
+                        if hi.cmp(z) == Ordering::Greater { hi } else { z },
+                    ),
+                });
+            }
+            State::Samples(_) => {
+                let Some(sketch) = rows.sketches.get(i) else { return false };
+                if self.sketches.is_empty() {
+                    self.sketches = vec![None; n_buckets];
+                }
+                match &mut self.sketches[b] {
+                    Some(total) => total.merge(sketch),
+                    slot @ None => *slot = Some(sketch.clone()),
+                }
+            }
+            State::Stddev(_) => return false,
         }
+        true
     }
 
     /// Adds the points `range` of a decoded run, all in bucket `b`.
@@ -473,6 +572,18 @@ impl Accumulator {
     /// holds later series (ties go to this one).
     pub(crate) fn merge(&mut self, other: Accumulator) {
         let kind = self.kind;
+        if !other.sketches.is_empty() {
+            if self.sketches.is_empty() {
+                self.sketches = vec![None; other.sketches.len()];
+            }
+            for (mine, theirs) in self.sketches.iter_mut().zip(other.sketches) {
+                match (mine.as_mut(), theirs) {
+                    (Some(m), Some(t)) => m.merge(&t),
+                    (None, Some(t)) => *mine = Some(t),
+                    _ => {}
+                }
+            }
+        }
         match (&mut self.state, other.state) {
             (State::Count(a), State::Count(b)) => a.iter_mut().zip(b).for_each(|(x, y)| *x += y),
             (State::Sum(a), State::Sum(b)) => a.iter_mut().zip(b).for_each(|(x, y)| {
@@ -557,7 +668,7 @@ impl Accumulator {
             State::Edge(e) => e[b].is_some(),
             State::Spread(s) => s[b].is_some(),
             State::Stddev(w) => w[b].n > 0,
-            State::Samples(s) => !s[b].is_empty(),
+            State::Samples(s) => !s[b].is_empty() || self.sketches.get(b).is_some_and(|k| k.as_ref().is_some_and(|k| k.count() > 0)),
         }
     }
 
@@ -615,6 +726,32 @@ impl Accumulator {
                 } else {
                     (Value::Float((w.m2 / (w.n - 1) as f64).sqrt()), None)
                 }
+            }
+            State::Samples(s) if self.sketches.get(b).is_some_and(Option::is_some) => {
+                // Rollup rows contributed: answer from the merged sketch, with this bucket's
+                // raw samples added to it.
+                let mut sketch = self.sketches[b].clone().unwrap_or_default();
+                for (_, v) in &s[b] {
+                    if let Some(x) = v.as_f64() {
+                        sketch.add(x);
+                    }
+                }
+                let n = sketch.count();
+                let value = match kind {
+                    AggKind::Percentile(p) => {
+                        let i = ((n as f64) * p / 100.0 + 0.5).floor() as i64 - 1;
+                        if i < 0 { None } else { sketch.value_at_rank(i as u64) }
+                    }
+                    AggKind::Median if n > 0 => {
+                        if n % 2 == 1 {
+                            sketch.value_at_rank(n / 2)
+                        } else {
+                            sketch.value_at_rank(n / 2 - 1).zip(sketch.value_at_rank(n / 2)).map(|(a, z)| (a + z) / 2.0)
+                        }
+                    }
+                    _ => None,
+                };
+                (value.map_or(Value::Null, Value::Float), None)
             }
             State::Samples(s) => {
                 let samples = &mut s[b];

@@ -61,6 +61,8 @@ pub struct QueryOptions {
     pub limits: QueryLimits,
     /// Set to true to stop the query (the client went away).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Read rollup tiers where they answer a query (on by default); off forces raw data.
+    pub raw_only: bool,
 }
 
 /// Counters of one statement's execution, for EXPLAIN ANALYZE and for tests.
@@ -71,6 +73,7 @@ pub(crate) struct ScanCounters {
     pub(crate) chunks_from_stats: AtomicU64,
     pub(crate) chunks_decoded: AtomicU64,
     pub(crate) points_decoded: AtomicU64,
+    pub(crate) rollup_rows: AtomicU64,
 }
 
 /// The running state of one query: limits, deadline, cancellation and counters.
@@ -81,6 +84,7 @@ pub(crate) struct ExecContext {
     started: Instant,
     cancel: Option<Arc<AtomicBool>>,
     pub(crate) counters: ScanCounters,
+    pub(crate) allow_rollups: bool,
 }
 
 impl ExecContext {
@@ -93,6 +97,7 @@ impl ExecContext {
             started,
             cancel: options.cancel.clone(),
             counters: ScanCounters::default(),
+            allow_rollups: !options.raw_only,
         }
     }
 

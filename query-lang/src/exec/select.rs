@@ -526,6 +526,7 @@ pub(crate) fn execute(
                 c.chunks_decoded.load(Ordering::Relaxed),
                 c.points_decoded.load(Ordering::Relaxed)
             ));
+            plan_lines.push(format!("rollup rows read: {}", c.rollup_rows.load(Ordering::Relaxed)));
             plan_lines.push(format!("result series: {}", out.len()));
         }
         return Ok(vec![ResultSeries {
@@ -580,6 +581,12 @@ impl TimeBuckets {
         } else {
             self.first
         }
+    }
+
+    /// The earliest timestamp the buckets take: without GROUP BY time, the one bucket takes
+    /// everything in the time range, whatever its label.
+    fn scan_start(&self) -> i64 {
+        if self.grouped { self.first } else { i64::MIN }
     }
 
     /// The first timestamp after bucket `b`.
@@ -864,7 +871,8 @@ fn execute_measurement(
                 .flat_map(|s| s.columns.values().map(|(id, _)| *id))
         })
         .collect();
-    let view = db.read(&ids, cond.min_time, cond.max_time)?;
+    let (resolution, tier_reason) = choose_tier(db, stmt, &columns, &aggs, &cond, ctx);
+    let view = db.read_tiered(&ids, cond.min_time, cond.max_time, resolution)?;
 
     if explain.is_some() {
         plan_lines.push(format!(
@@ -890,7 +898,24 @@ fn execute_measurement(
             groups.len(),
             ids.len()
         ));
-        plan_lines.push("tier: raw (no rollup tier applies)".into());
+        let tier = view.tier_use();
+        if resolution == 0 {
+            plan_lines.push(format!("tier: raw ({tier_reason})"));
+        } else {
+            let mut line = format!(
+                "tier: {} rollups for {} block(s), raw data for {} block(s) ({tier_reason}; blocks not rolled up yet, or cut by the time range inside a bucket, read raw data)",
+                tally_engine::format_duration(std::time::Duration::from_nanos(resolution as u64)),
+                tier.rollup_blocks,
+                tier.raw_blocks
+            );
+            if tier.approximate_blocks > 0 {
+                line.push_str(&format!(
+                    "; {} block(s) whose raw data expired read from their finest rollup, approximate at the range's edges",
+                    tier.approximate_blocks
+                ));
+            }
+            plan_lines.push(line);
+        }
         plan_lines.push(format!(
             "mode: {}{}",
             if aggregate_mode {
@@ -945,6 +970,64 @@ fn execute_measurement(
         ));
     }
     Ok(result)
+}
+
+/// The rollup resolution an aggregate query can read (0: raw data only), and why.
+fn choose_tier(
+    db: &Database,
+    stmt: &SelectStatement,
+    columns: &[OutColumn],
+    aggs: &[AggSpec],
+    cond: &Condition,
+    ctx: &ExecContext,
+) -> (i64, String) {
+    if aggs.is_empty() {
+        return (0, "raw points are selected".into());
+    }
+    if !ctx.allow_rollups {
+        return (0, "rollups were turned off for this query".into());
+    }
+    if cond.row_filter.is_some() {
+        return (0, "a condition on field values needs every point".into());
+    }
+    if let Some(a) = aggs.iter().find(|a| !Accumulator::rollup_capable(a.kind)) {
+        return (0, format!("{:?} needs every point", a.kind).to_lowercase());
+    }
+    let time_dim = stmt.group_by.as_ref().and_then(|g| g.time.as_ref());
+    let selector_time = time_dim.is_none()
+        && columns.len() == 1
+        && matches!(columns[0].expr, Out::Agg(i) if matches!(aggs[i].kind, AggKind::Min | AggKind::Max));
+    if selector_time {
+        return (0, "the selected point's time is reported".into());
+    }
+    let tiers: Vec<i64> = db
+        .retention()
+        .tiers
+        .iter()
+        .map(|t| i64::try_from(t.resolution.as_nanos()).unwrap_or(i64::MAX))
+        .collect();
+    let Some(td) = time_dim else {
+        return match tiers.last() {
+            Some(r) => (*r, "the query has one bucket".into()),
+            None => (0, "no rollup tier is configured".into()),
+        };
+    };
+    let offset = match &td.offset {
+        Some(crate::ast::TimeOffset::Duration { nanos, .. }) => nanos.rem_euclid(td.interval),
+        Some(crate::ast::TimeOffset::Now { .. }) => ctx.now.rem_euclid(td.interval),
+        None => 0,
+    };
+    match tiers.iter().rev().find(|r| td.interval % **r == 0 && offset % **r == 0) {
+        Some(r) => (
+            *r,
+            format!(
+                "GROUP BY time({}) is a multiple of {}",
+                tally_engine::format_duration(std::time::Duration::from_nanos(td.interval as u64)),
+                tally_engine::format_duration(std::time::Duration::from_nanos(*r as u64))
+            ),
+        ),
+        None => (0, "GROUP BY time is not a multiple of a tier's resolution".into()),
+    }
 }
 
 /// Decoded points of one column, clipped to the time range.
@@ -1494,7 +1577,7 @@ fn aggregate_query(
                 let stats = piece.stats();
                 let in_range = piece.within(scan_cond.min_time, scan_cond.max_time);
                 let one_bucket = buckets.index(stats.min_time) == buckets.index(stats.max_time)
-                    && stats.min_time >= buckets.first;
+                    && stats.min_time >= buckets.scan_start();
                 let stats_ok = in_range
                     && one_bucket
                     && agg_ids.iter().all(|&i| {
@@ -1529,7 +1612,7 @@ fn aggregate_query(
                 ctx.scanned(state.ts.len() as u64)?;
                 let start = state
                     .ts
-                    .partition_point(|t| *t < scan_cond.min_time.max(buckets.first));
+                    .partition_point(|t| *t < scan_cond.min_time.max(buckets.scan_start()));
                 let end = state.ts.partition_point(|t| *t <= scan_cond.max_time);
                 if start < end {
                     feed_runs_range(
@@ -1541,6 +1624,31 @@ fn aggregate_query(
                         start,
                         end,
                     );
+                }
+            }
+            // Blocks answered by a rollup tier: one row per tier bucket.
+            for (_, rows) in view.rollup_rows(*id)? {
+                ctx.check()?;
+                ctx.counters.rollup_rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                if dry_run {
+                    continue;
+                }
+                for r in 0..rows.len() {
+                    let t = rows.times[r];
+                    if t < buckets.scan_start() || t > scan_cond.max_time {
+                        continue;
+                    }
+                    let b = buckets.index(t);
+                    if b >= buckets.count {
+                        continue;
+                    }
+                    for &i in agg_ids {
+                        if !state.accs[i].add_rollup(b, &rows, r) {
+                            return Err(invalid(
+                                "an integer sum overflowed inside a rollup bucket; run the query on raw data (the tier=raw parameter)",
+                            ));
+                        }
+                    }
                 }
             }
         }

@@ -1,0 +1,378 @@
+//! Rollups: per column and per bucket of a tier's resolution, what aggregates need from the
+//! raw points, so long-range queries read one row per bucket instead of every point.
+//!
+//! A row keeps count, sum, min, max, first and last (with their times), and a quantile sketch
+//! (numeric columns); booleans and strings keep count, first and last. Rows are stored in
+//! rollup chunks inside segment files of their tier; the layout is in
+//! `docs/format/segment.md`, "Rollup chunks".
+
+use crate::bytes::{DecodeError, Reader, put_bytes, put_uvarint};
+use crate::chunk::{ChunkStats, ColumnValues, ValueStats};
+use crate::codec::{self, TsEncoding, ValueEncoding, Values};
+use crate::model::{FieldType, FieldValue};
+use crate::sketch::Sketch;
+
+/// Rows of one column at one resolution, in bucket order (columnar).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RollupRows {
+    pub field_type: FieldType,
+    /// Bucket start times, strictly increasing.
+    pub times: Vec<i64>,
+    pub counts: Vec<u64>,
+    /// Time of the first and last point of each bucket.
+    pub first_times: Vec<i64>,
+    pub last_times: Vec<i64>,
+    pub first: ColumnValues,
+    pub last: ColumnValues,
+    /// Numeric columns only (empty otherwise), in the column's type. NaN is ignored by min and
+    /// max as in chunk statistics.
+    pub min: ColumnValues,
+    pub max: ColumnValues,
+    /// Floats: the IEEE sum in time order. Integers and unsigned: the exact sum, or, where
+    /// `sum_overflow` is set, unusable.
+    pub sum: ColumnValues,
+    pub sum_overflow: Vec<bool>,
+    pub sketches: Vec<Sketch>,
+}
+
+impl RollupRows {
+    pub fn new(field_type: FieldType) -> RollupRows {
+        let numeric = field_type.is_numeric();
+        let typed = || ColumnValues::new(field_type);
+        RollupRows {
+            field_type,
+            times: Vec::new(),
+            counts: Vec::new(),
+            first_times: Vec::new(),
+            last_times: Vec::new(),
+            first: typed(),
+            last: typed(),
+            min: if numeric { typed() } else { ColumnValues::new(FieldType::Float) },
+            max: if numeric { typed() } else { ColumnValues::new(FieldType::Float) },
+            sum: if numeric { typed() } else { ColumnValues::new(FieldType::Float) },
+            sum_overflow: Vec::new(),
+            sketches: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    fn numeric(&self) -> bool {
+        self.field_type.is_numeric()
+    }
+
+    /// Appends the rows of `points` (sorted, unique times) at `resolution` nanoseconds.
+    pub(crate) fn add_points(&mut self, ts: &[i64], values: &ColumnValues, resolution: i64) {
+        let mut i = 0;
+        while i < ts.len() {
+            let start = ts[i].div_euclid(resolution).saturating_mul(resolution);
+            let end = start.saturating_add(resolution);
+            let mut j = i + 1;
+            while j < ts.len() && ts[j] < end {
+                j += 1;
+            }
+            self.push_bucket(start, &ts[i..j], values, i..j);
+            i = j;
+        }
+    }
+
+    fn push_bucket(&mut self, start: i64, ts: &[i64], values: &ColumnValues, range: std::ops::Range<usize>) {
+        let first_index = range.start;
+        let last_index = range.end - 1;
+        self.times.push(start);
+        self.counts.push(ts.len() as u64);
+        self.first_times.push(ts[0]);
+        self.last_times.push(ts[ts.len() - 1]);
+        self.first.push_from(values, first_index);
+        self.last.push_from(values, last_index);
+        if !self.numeric() {
+            return;
+        }
+        let mut sketch = Sketch::new();
+        match values {
+            ColumnValues::Float(v) => {
+                let run = &v[range];
+                let mut lo = f64::NAN;
+                let mut hi = f64::NAN;
+                let mut sum = run[0];
+                for (k, x) in run.iter().enumerate() {
+                    if k > 0 {
+                        sum += *x;
+                    }
+                    if !x.is_nan() {
+                        if lo.is_nan() || *x < lo {
+                            lo = *x;
+                        }
+                        if hi.is_nan() || *x > hi {
+                            hi = *x;
+                        }
+                    }
+                    sketch.add(*x);
+                }
+                self.min.push(&FieldValue::Float(lo));
+                self.max.push(&FieldValue::Float(hi));
+                self.sum.push(&FieldValue::Float(sum));
+                self.sum_overflow.push(false);
+            }
+            ColumnValues::Integer(v) => {
+                let run = &v[range];
+                let sum: i128 = run.iter().map(|x| i128::from(*x)).sum();
+                self.min.push(&FieldValue::Integer(run.iter().copied().min().unwrap_or(0)));
+                self.max.push(&FieldValue::Integer(run.iter().copied().max().unwrap_or(0)));
+                self.sum.push(&FieldValue::Integer(i64::try_from(sum).unwrap_or(0)));
+                self.sum_overflow.push(i64::try_from(sum).is_err());
+                for x in run {
+                    sketch.add(*x as f64);
+                }
+            }
+            ColumnValues::Unsigned(v) => {
+                let run = &v[range];
+                let sum: u128 = run.iter().map(|x| u128::from(*x)).sum();
+                self.min.push(&FieldValue::Unsigned(run.iter().copied().min().unwrap_or(0)));
+                self.max.push(&FieldValue::Unsigned(run.iter().copied().max().unwrap_or(0)));
+                self.sum.push(&FieldValue::Unsigned(u64::try_from(sum).unwrap_or(0)));
+                self.sum_overflow.push(u64::try_from(sum).is_err());
+                for x in run {
+                    sketch.add(*x as f64);
+                }
+            }
+            _ => {}
+        }
+        self.sketches.push(sketch);
+    }
+
+    /// Statistics over every row, for the chunk header.
+    pub(crate) fn stats(&self) -> Option<ChunkStats> {
+        let n = self.len();
+        if n == 0 {
+            return None;
+        }
+        let values = match (&self.first, &self.last, &self.min, &self.max, &self.sum) {
+            (ColumnValues::Float(f), ColumnValues::Float(l), ColumnValues::Float(lo), ColumnValues::Float(hi), ColumnValues::Float(s)) => {
+                let min = lo.iter().copied().filter(|x| !x.is_nan()).fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a });
+                let max = hi.iter().copied().filter(|x| !x.is_nan()).fold(f64::NAN, |a, b| if a.is_nan() || b > a { b } else { a });
+                let mut sum = s[0];
+                for x in &s[1..] {
+                    sum += *x;
+                }
+                ValueStats::Float { min, max, sum, first: f[0], last: l[n - 1] }
+            }
+            (ColumnValues::Integer(f), ColumnValues::Integer(l), ColumnValues::Integer(lo), ColumnValues::Integer(hi), ColumnValues::Integer(s)) => {
+                let total: i128 = s.iter().map(|x| i128::from(*x)).sum();
+                let sum = if self.sum_overflow.iter().any(|o| *o) { None } else { i64::try_from(total).ok() };
+                ValueStats::Integer {
+                    min: lo.iter().copied().min().unwrap_or(0),
+                    max: hi.iter().copied().max().unwrap_or(0),
+                    sum,
+                    first: f[0],
+                    last: l[n - 1],
+                }
+            }
+            (ColumnValues::Unsigned(f), ColumnValues::Unsigned(l), ColumnValues::Unsigned(lo), ColumnValues::Unsigned(hi), ColumnValues::Unsigned(s)) => {
+                let total: u128 = s.iter().map(|x| u128::from(*x)).sum();
+                let sum = if self.sum_overflow.iter().any(|o| *o) { None } else { u64::try_from(total).ok() };
+                ValueStats::Unsigned {
+                    min: lo.iter().copied().min().unwrap_or(0),
+                    max: hi.iter().copied().max().unwrap_or(0),
+                    sum,
+                    first: f[0],
+                    last: l[n - 1],
+                }
+            }
+            (ColumnValues::Boolean(f), ColumnValues::Boolean(l), ..) => {
+                ValueStats::Boolean { true_count: 0, first: f[0], last: l[n - 1] }
+            }
+            _ => ValueStats::String,
+        };
+        Some(ChunkStats {
+            count: n as u32,
+            min_time: self.times[0],
+            max_time: self.times[n - 1],
+            values,
+        })
+    }
+
+    /// Keeps rows `range` only.
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> RollupRows {
+        let mut out = RollupRows::new(self.field_type);
+        out.times.extend_from_slice(&self.times[range.clone()]);
+        out.counts.extend_from_slice(&self.counts[range.clone()]);
+        out.first_times.extend_from_slice(&self.first_times[range.clone()]);
+        out.last_times.extend_from_slice(&self.last_times[range.clone()]);
+        for i in range.clone() {
+            out.first.push_from(&self.first, i);
+            out.last.push_from(&self.last, i);
+            if self.numeric() {
+                out.min.push_from(&self.min, i);
+                out.max.push_from(&self.max, i);
+                out.sum.push_from(&self.sum, i);
+            }
+        }
+        if self.numeric() {
+            out.sum_overflow.extend_from_slice(&self.sum_overflow[range.clone()]);
+            out.sketches.extend_from_slice(&self.sketches[range]);
+        }
+        out
+    }
+
+    /// Encodes the rows as a rollup chunk payload: streams, each a varint length then bytes.
+    pub(crate) fn encode_payload(&self, out: &mut Vec<u8>) -> (TsEncoding, ValueEncoding) {
+        let mut stream = Vec::new();
+        let mut put = |out: &mut Vec<u8>, f: &mut dyn FnMut(&mut Vec<u8>)| {
+            stream.clear();
+            f(&mut stream);
+            put_bytes(out, &stream);
+        };
+        let mut ts_encoding = TsEncoding::PackedDelta;
+        let mut count_encoding = ValueEncoding::IntPacked;
+        put(out, &mut |s| ts_encoding = codec::encode_timestamps(&self.times, s));
+        let counts: Vec<i64> = self.counts.iter().map(|c| *c as i64).collect();
+        put(out, &mut |s| {
+            count_encoding = codec::encode_values(Values::Integer(&counts), s);
+            s.insert(0, count_encoding.to_byte());
+        });
+        for times in [&self.first_times, &self.last_times] {
+            put(out, &mut |s| {
+                let e = codec::encode_timestamps(times, s);
+                s.insert(0, e.to_byte());
+            });
+        }
+        let mut columns: Vec<&ColumnValues> = vec![&self.first, &self.last];
+        if self.numeric() {
+            columns.extend([&self.min, &self.max, &self.sum]);
+        }
+        for values in columns {
+            put(out, &mut |s| {
+                let e = codec::encode_values(values.as_values(), s);
+                s.insert(0, e.to_byte());
+            });
+        }
+        if self.numeric() {
+            put(out, &mut |s| {
+                let e = codec::encode_values(Values::Boolean(&self.sum_overflow), s);
+                s.insert(0, e.to_byte());
+            });
+            put(out, &mut |s| {
+                for sketch in &self.sketches {
+                    sketch.encode(s);
+                }
+            });
+        }
+        (ts_encoding, count_encoding)
+    }
+
+    /// Decodes a payload of `rows` rows of `field_type`.
+    pub(crate) fn decode_payload(
+        field_type: FieldType,
+        ts_encoding: TsEncoding,
+        rows: usize,
+        payload: &[u8],
+    ) -> Result<RollupRows, DecodeError> {
+        let mut r = Reader::new(payload);
+        let mut out = RollupRows::new(field_type);
+        let codec_error = |at: usize, e: codec::CodecError| DecodeError { offset: at + e.offset, reason: e.reason };
+        fn stream<'p>(r: &mut Reader<'p>) -> Result<(usize, &'p [u8]), DecodeError> {
+            let at = r.position();
+            let bytes = r.len_bytes(64 << 20, "rollup stream")?;
+            Ok((at, bytes))
+        }
+        let encoding_byte = |at: usize, bytes: &[u8]| -> Result<(u8, usize), DecodeError> {
+            bytes.first().map(|b| (*b, 1)).ok_or(DecodeError { offset: at, reason: "empty rollup stream".into() })
+        };
+        let (at, bytes) = stream(&mut r)?;
+        codec::decode_timestamps(ts_encoding, bytes, rows, &mut out.times).map_err(|e| codec_error(at, e))?;
+        let (at, bytes) = stream(&mut r)?;
+        let (e, skip) = encoding_byte(at, bytes)?;
+        let e = ValueEncoding::from_byte(e).ok_or(DecodeError { offset: at, reason: "unknown count encoding".into() })?;
+        let mut counts = Vec::new();
+        codec::decode_i64(e, &bytes[skip..], rows, &mut counts).map_err(|err| codec_error(at, err))?;
+        out.counts = counts.iter().map(|c| (*c).max(0) as u64).collect();
+        for k in 0..2 {
+            let (at, bytes) = stream(&mut r)?;
+            let (e, skip) = encoding_byte(at, bytes)?;
+            let e = TsEncoding::from_byte(e).ok_or(DecodeError { offset: at, reason: "unknown time encoding".into() })?;
+            let target = if k == 0 { &mut out.first_times } else { &mut out.last_times };
+            codec::decode_timestamps(e, &bytes[skip..], rows, target).map_err(|err| codec_error(at, err))?;
+        }
+        let numeric = field_type.is_numeric();
+        let n_value_streams = if numeric { 5 } else { 2 };
+        for k in 0..n_value_streams {
+            let (at, bytes) = stream(&mut r)?;
+            let (e, skip) = encoding_byte(at, bytes)?;
+            let e = ValueEncoding::from_byte(e).ok_or(DecodeError { offset: at, reason: "unknown value encoding".into() })?;
+            let target = match k {
+                0 => &mut out.first,
+                1 => &mut out.last,
+                2 => &mut out.min,
+                3 => &mut out.max,
+                _ => &mut out.sum,
+            };
+            decode_typed(e, &bytes[skip..], rows, target).map_err(|err| codec_error(at, err))?;
+        }
+        if numeric {
+            let (at, bytes) = stream(&mut r)?;
+            let (e, skip) = encoding_byte(at, bytes)?;
+            let e = ValueEncoding::from_byte(e).ok_or(DecodeError { offset: at, reason: "unknown overflow encoding".into() })?;
+            codec::decode_bool(e, &bytes[skip..], rows, &mut out.sum_overflow).map_err(|err| codec_error(at, err))?;
+            let (at, bytes) = stream(&mut r)?;
+            let mut sr = Reader::new(bytes);
+            for _ in 0..rows {
+                out.sketches.push(Sketch::decode(&mut sr).map_err(|e| DecodeError { offset: at + e.offset, reason: e.reason })?);
+            }
+        }
+        // Rows must agree with themselves, or answers from rollups would differ from raw ones.
+        let ordered = out.times.windows(2).all(|w| w[0] < w[1])
+            && out.first_times.iter().zip(&out.last_times).all(|(f, l)| f <= l)
+            && out.counts.iter().all(|c| *c > 0)
+            && (!numeric || out.sketches.iter().zip(&out.counts).all(|(s, c)| s.count() <= *c));
+        if !ordered {
+            return Err(DecodeError { offset: 0, reason: "rollup rows are inconsistent".into() });
+        }
+        Ok(out)
+    }
+}
+
+fn decode_typed(e: ValueEncoding, bytes: &[u8], rows: usize, target: &mut ColumnValues) -> Result<(), codec::CodecError> {
+    match target {
+        ColumnValues::Float(v) => codec::decode_f64(e, bytes, rows, v),
+        ColumnValues::Integer(v) => codec::decode_i64(e, bytes, rows, v),
+        ColumnValues::Unsigned(v) => codec::decode_u64(e, bytes, rows, v),
+        ColumnValues::Boolean(v) => codec::decode_bool(e, bytes, rows, v),
+        ColumnValues::String(v) => codec::decode_strings(e, bytes, rows, v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollup_rows_round_trip_for_every_type() {
+        let ts: Vec<i64> = (0..500).map(|i| i * 7_000_000_000 - 1_000_000_000_000).collect();
+        for values in [
+            ColumnValues::Float((0..500).map(|i| (i % 17) as f64 * 1.5 - 3.0).collect()),
+            ColumnValues::Integer((0..500).map(|i| i64::MAX - i).collect()),
+            ColumnValues::Unsigned((0..500).map(|i| i as u64 * 3).collect()),
+            ColumnValues::Boolean((0..500).map(|i| i % 3 == 0).collect()),
+            ColumnValues::String((0..500).map(|i| format!("s{}", i % 4)).collect()),
+        ] {
+            let mut rows = RollupRows::new(values.field_type());
+            rows.add_points(&ts, &values, 60_000_000_000);
+            assert!(rows.len() > 50);
+            assert_eq!(rows.counts.iter().sum::<u64>(), 500);
+            let mut payload = Vec::new();
+            let (ts_encoding, _) = rows.encode_payload(&mut payload);
+            let back = RollupRows::decode_payload(values.field_type(), ts_encoding, rows.len(), &payload).unwrap();
+            assert_eq!(back, rows);
+            if values.field_type() == FieldType::Integer {
+                assert!(rows.sum_overflow.iter().any(|o| *o), "sums of i64::MAX-sized values overflow");
+            }
+        }
+    }
+}
