@@ -119,10 +119,10 @@ pub fn format_retention(r: &Retention) -> String {
     parts.join(";")
 }
 
-/// A duration in its largest exact unit (`90d`, `1h`, `30s`, `250ms`).
+/// A duration in its largest exact unit (`3y`, `90d`, `1h`, `30s`, `250ms`; a year is 365 days).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+    for (unit, size) in [("y", 365 * 86_400_000u128), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
         if ms >= size && ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }

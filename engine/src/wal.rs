@@ -74,7 +74,7 @@ impl std::fmt::Display for FsyncPolicy {
     }
 }
 
-/// Parses a duration such as `250ms`, `10s`, `5m`, `2h`, `7d`.
+/// Parses a duration such as `250ms`, `10s`, `5m`, `2h`, `7d`, `2w`, `3y` (a year is 365 days).
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
@@ -86,6 +86,8 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
         "m" => n.checked_mul(60_000)?,
         "h" => n.checked_mul(3_600_000)?,
         "d" => n.checked_mul(86_400_000)?,
+        "w" => n.checked_mul(7 * 86_400_000)?,
+        "y" => n.checked_mul(365 * 86_400_000)?,
         _ => return None,
     };
     Some(Duration::from_millis(millis))

@@ -1,7 +1,12 @@
 //! Crash test: a child process writes batches and reports each acknowledged one; the parent
-//! kills it with SIGKILL at random moments (flushes and checkpoints included, thanks to tiny
-//! flush thresholds), reopens the directory and checks that every acknowledged batch is there
-//! whole, and that no batch is there in part.
+//! kills it with SIGKILL at random moments (flushes, checkpoints, compactions and retention
+//! passes included, thanks to tiny thresholds and a compaction thread that runs every few
+//! milliseconds), reopens the directory and checks that every acknowledged batch is there
+//! whole, that no batch is there in part, and that no file is left half-written.
+//!
+//! The child writes two databases: `db`, kept forever, holds the batches it acknowledges; `old`
+//! keeps raw data five minutes (by a manual clock the child moves 30 s per batch), so
+//! retention deletes its blocks while the child runs.
 //!
 //! The child is this same test binary, started with `TALLY_CRASH_CHILD` set so that the
 //! `crash_child` test turns into the writer loop.
@@ -14,7 +19,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tally_engine::{
-    ColumnValues, Engine, EngineOptions, FieldType, FieldValue, FsyncPolicy, PointBatch, TagFilter,
+    Clock, ColumnValues, CompactionOptions, Engine, EngineOptions, FieldType, FieldValue, FsyncPolicy,
+    PointBatch, Retention, TagFilter,
 };
 
 const POINTS_PER_BATCH: i64 = 50;
@@ -27,11 +33,36 @@ fn crash_options() -> EngineOptions {
         max_head_bytes: 64 << 20,
         flush_interval: Duration::from_millis(200),
         wal_rotate_bytes: 64 << 10,
-        chunk_span: Duration::from_secs(60),
-        block_duration: Duration::from_secs(600),
+        chunk_span: Duration::from_secs(10),
+        block_duration: Duration::from_secs(60),
         max_chunk_points: 64,
+        compaction: CompactionOptions {
+            enabled: true,
+            check_interval: Duration::from_millis(20),
+            delay: Duration::ZERO,
+            max_segments_per_block: 2,
+            bytes_per_second: 0,
+        },
         ..EngineOptions::default()
     }
+}
+
+/// A batch for the `old` database, inside one block, a little younger than its retention.
+fn old_batch(id: u64, now: i64) -> PointBatch<'static> {
+    let minute = 60_000_000_000i64;
+    let base = (now - 4 * minute).div_euclid(minute) * minute + (id % 50) as i64 * 1_000_000_000;
+    let mut batch = PointBatch::new();
+    for j in 0..POINTS_PER_BATCH {
+        batch
+            .push(
+                "old",
+                [],
+                [(Cow::Borrowed("v"), FieldValue::Integer(id as i64))],
+                base + j * 1_000_000,
+            )
+            .unwrap();
+    }
+    batch
 }
 
 /// Batch `id` writes POINTS_PER_BATCH points of host `id % HOSTS` at timestamps
@@ -60,12 +91,18 @@ fn crash_child() {
         return;
     };
     let first: u64 = std::env::var("TALLY_CRASH_FIRST").unwrap().parse().unwrap();
-    let engine = Engine::open(&dir, crash_options()).unwrap();
+    let clock = Clock::manual(1_796_083_200_000_000_000 + first as i64 * 1_000_000_000);
+    let engine = Engine::open(&dir, EngineOptions { clock: clock.clone(), ..crash_options() }).unwrap();
     let db = engine.create_database("db").unwrap();
+    let old = engine.create_database("old").unwrap();
+    old.set_retention(Retention { raw: Some(Duration::from_secs(300)), tiers: Vec::new() }).unwrap();
     let mut id = first;
     loop {
         db.write(&batch_for(id)).unwrap();
         println!("ack {id}");
+        // The old database's batches are not acknowledged: they only keep retention busy.
+        let _ = old.write(&old_batch(id, clock.now_ns()));
+        clock.advance(Duration::from_secs(30));
         id += 1;
         if id.is_multiple_of(7) {
             engine.nudge();
@@ -73,9 +110,36 @@ fn crash_child() {
     }
 }
 
+/// Checks the `old` database: every batch whole or gone, and every file in the directory named
+/// by the manifest (leftovers of a killed compaction were cleaned up at open).
+fn check_old(dir: &std::path::Path, engine: &Engine) {
+    let Some(db) = engine.database("old") else { return };
+    let mut per_batch: BTreeMap<i64, i64> = BTreeMap::new();
+    for col in db.select("old", Some("v"), &TagFilter::All) {
+        let view = db.read(&[col.id], i64::MIN, i64::MAX).unwrap();
+        let mut ts = Vec::new();
+        let mut values = ColumnValues::new(FieldType::Integer);
+        for piece in view.pieces(col.id).unwrap() {
+            piece.decode_into(&mut ts, &mut values).unwrap();
+            let ColumnValues::Integer(vals) = &values else { panic!("wrong type") };
+            for v in vals {
+                *per_batch.entry(*v).or_default() += 1;
+            }
+        }
+    }
+    for (batch, n) in per_batch {
+        assert_eq!(n, POINTS_PER_BATCH, "old batch {batch} is torn ({n} points)");
+    }
+    for entry in std::fs::read_dir(dir.join("dbs/old")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".tmp"), "a half-written file survived the restart: {name}");
+    }
+}
+
 /// Every stored point: host -> (timestamp -> value).
 fn stored(dir: &std::path::Path) -> BTreeMap<u64, BTreeMap<i64, i64>> {
     let engine = Engine::open(dir, crash_options()).unwrap();
+    check_old(dir, &engine);
     let mut out = BTreeMap::new();
     let Some(db) = engine.database("db") else {
         return out;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde::{Deserialize, Serialize};
-use tally_engine::{EngineOptions, FsyncPolicy};
+use tally_engine::{CompactionOptions, EngineOptions, FsyncPolicy, Retention};
 
 use crate::units::{ByteSize, HumanDuration};
 
@@ -26,6 +26,9 @@ pub struct Config {
     pub storage: StorageConfig,
     pub http: HttpConfig,
     pub query: QueryConfig,
+    pub dashboards: DashboardsConfig,
+    pub snapshots: SnapshotsConfig,
+    pub samplers: crate::samplers::SamplersConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -42,6 +45,19 @@ pub struct StorageConfig {
     pub flush_interval: HumanDuration,
     pub max_head_memory: ByteSize,
     pub max_series_per_database: u64,
+    /// How long raw points are kept (`inf` keeps them forever). Databases may override it.
+    pub retention_raw: String,
+    /// Rollup tiers and how long each is kept: `1m=90d,1h=3y` (`inf` for forever; empty for
+    /// no tiers).
+    pub retention_tiers: String,
+    /// Background compaction (merging, rollups, retention).
+    pub compaction: bool,
+    /// Compact a time block this long after it ended.
+    pub compaction_delay: HumanDuration,
+    /// Compaction writes at most this much per second (0 = unthrottled).
+    pub compaction_rate: ByteSize,
+    /// Refuse writes (507) while the data directory's file system has less free space.
+    pub min_free_disk: ByteSize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -72,6 +88,41 @@ pub struct QueryConfig {
     pub max_query_length: ByteSize,
 }
 
+/// Limits on the custom dashboards kept in `<data-dir>/dashboards/` (docs/dashboard.md).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardsConfig {
+    /// Most custom dashboards stored.
+    pub max_count: u32,
+    /// Largest dashboard, as stored JSON and as a create or update request body.
+    pub max_size: ByteSize,
+}
+
+impl Default for DashboardsConfig {
+    fn default() -> Self {
+        DashboardsConfig {
+            max_count: 1000,
+            max_size: ByteSize(1 << 20),
+        }
+    }
+}
+
+/// Snapshots for online backups (`POST /api/v1/snapshots`, docs/backup.md).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnapshotsConfig {
+    /// A snapshot not deleted is removed this long after its last request.
+    pub ttl: HumanDuration,
+}
+
+impl Default for SnapshotsConfig {
+    fn default() -> Self {
+        SnapshotsConfig {
+            ttl: HumanDuration(Duration::from_secs(3600)),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -82,6 +133,9 @@ impl Default for Config {
             storage: StorageConfig::default(),
             http: HttpConfig::default(),
             query: QueryConfig::default(),
+            dashboards: DashboardsConfig::default(),
+            snapshots: SnapshotsConfig::default(),
+            samplers: crate::samplers::SamplersConfig::default(),
         }
     }
 }
@@ -100,6 +154,12 @@ impl Default for StorageConfig {
             flush_interval: HumanDuration(e.flush_interval),
             max_head_memory: ByteSize(e.max_head_bytes),
             max_series_per_database: e.max_series_per_database,
+            retention_raw: "7d".into(),
+            retention_tiers: "1m=90d,1h=3y".into(),
+            compaction: true,
+            compaction_delay: HumanDuration(e.compaction.delay),
+            compaction_rate: ByteSize(e.compaction.bytes_per_second),
+            min_free_disk: ByteSize(1 << 30),
         }
     }
 }
@@ -142,83 +202,115 @@ Every option is documented in docs/configuration.md."
 )]
 pub struct Cli {
     /// TOML configuration file.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, env = "TALLY_CONFIG", short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
     /// Address to listen on [default: 127.0.0.1:8086].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "TALLY_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
     /// Data directory [default: ./tally-data].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "TALLY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Log level: error, warn, info, debug, trace [default: info].
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long, env = "TALLY_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
     /// Log format: text or json [default: text].
-    #[arg(long, value_name = "FORMAT")]
+    #[arg(long, env = "TALLY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
 
     /// When writes are acknowledged: always, interval=<duration>, never [default: always].
-    #[arg(long, value_name = "POLICY", help_heading = "Storage")]
+    #[arg(long, env = "TALLY_STORAGE_FSYNC", value_name = "POLICY", help_heading = "Storage")]
     pub storage_fsync: Option<String>,
     /// Start a new WAL file at this size [default: 64MiB].
-    #[arg(long, value_name = "SIZE", help_heading = "Storage")]
+    #[arg(long, env = "TALLY_STORAGE_WAL_ROTATE_SIZE", value_name = "SIZE", help_heading = "Storage")]
     pub storage_wal_rotate_size: Option<String>,
     /// Skip corrupt WAL records at start instead of refusing to start.
-    #[arg(long, help_heading = "Storage")]
+    #[arg(long, env = "TALLY_STORAGE_WAL_SKIP_CORRUPT", help_heading = "Storage")]
     pub storage_wal_skip_corrupt: bool,
     /// Chunks never cross a multiple of this duration [default: 1h].
-    #[arg(long, value_name = "DURATION", help_heading = "Storage")]
+    #[arg(long, env = "TALLY_STORAGE_CHUNK_SPAN", value_name = "DURATION", help_heading = "Storage")]
     pub storage_chunk_span: Option<String>,
     /// Most points per chunk [default: 1024].
-    #[arg(long, value_name = "N", help_heading = "Storage")]
+    #[arg(long, env = "TALLY_STORAGE_MAX_CHUNK_POINTS", value_name = "N", help_heading = "Storage")]
     pub storage_max_chunk_points: Option<u32>,
     /// Time covered by one segment file [default: 1d].
-    #[arg(long, value_name = "DURATION", help_heading = "Storage")]
+    #[arg(long, env = "TALLY_STORAGE_BLOCK_DURATION", value_name = "DURATION", help_heading = "Storage")]
     pub storage_block_duration: Option<String>,
     /// Flush the head into segments at this size [default: 64MiB].
-    #[arg(long, value_name = "SIZE", help_heading = "Storage")]
+    #[arg(long, env = "TALLY_STORAGE_FLUSH_SIZE", value_name = "SIZE", help_heading = "Storage")]
     pub storage_flush_size: Option<String>,
     /// Flush sealed chunks at least this often [default: 10m].
-    #[arg(long, value_name = "DURATION", help_heading = "Storage")]
+    #[arg(long, env = "TALLY_STORAGE_FLUSH_INTERVAL", value_name = "DURATION", help_heading = "Storage")]
     pub storage_flush_interval: Option<String>,
     /// Refuse writes (503) while the head holds this much [default: 1GiB].
-    #[arg(long, value_name = "SIZE", help_heading = "Storage")]
+    #[arg(long, env = "TALLY_STORAGE_MAX_HEAD_MEMORY", value_name = "SIZE", help_heading = "Storage")]
     pub storage_max_head_memory: Option<String>,
     /// Most series per database, 0 = unlimited [default: 1000000].
-    #[arg(long, value_name = "N", help_heading = "Storage")]
+    #[arg(long, env = "TALLY_STORAGE_MAX_SERIES_PER_DATABASE", value_name = "N", help_heading = "Storage")]
     pub storage_max_series_per_database: Option<u64>,
+    /// Keep raw points this long, or `inf` [default: 7d].
+    #[arg(long, env = "TALLY_STORAGE_RETENTION_RAW", value_name = "DURATION", help_heading = "Storage")]
+    pub storage_retention_raw: Option<String>,
+    /// Rollup tiers and their retention, e.g. `1m=90d,1h=3y`; empty for none [default: 1m=90d,1h=3y].
+    #[arg(long, env = "TALLY_STORAGE_RETENTION_TIERS", value_name = "TIERS", help_heading = "Storage")]
+    pub storage_retention_tiers: Option<String>,
+    /// Background compaction, rollups and retention: true or false [default: true].
+    #[arg(long, env = "TALLY_STORAGE_COMPACTION", value_name = "BOOL", help_heading = "Storage")]
+    pub storage_compaction: Option<bool>,
+    /// Compact a time block this long after it ended [default: 10m].
+    #[arg(long, env = "TALLY_STORAGE_COMPACTION_DELAY", value_name = "DURATION", help_heading = "Storage")]
+    pub storage_compaction_delay: Option<String>,
+    /// Most bytes compaction writes per second, 0 = unthrottled [default: 32MiB].
+    #[arg(long, env = "TALLY_STORAGE_COMPACTION_RATE", value_name = "SIZE", help_heading = "Storage")]
+    pub storage_compaction_rate: Option<String>,
+    /// Refuse writes while the disk has less free space than this [default: 1GiB].
+    #[arg(long, env = "TALLY_STORAGE_MIN_FREE_DISK", value_name = "SIZE", help_heading = "Storage")]
+    pub storage_min_free_disk: Option<String>,
 
     /// Largest request body [default: 25MiB].
-    #[arg(long, value_name = "SIZE", help_heading = "HTTP")]
+    #[arg(long, env = "TALLY_HTTP_MAX_BODY_SIZE", value_name = "SIZE", help_heading = "HTTP")]
     pub http_max_body_size: Option<String>,
     /// Create databases on first write: true or false [default: true].
-    #[arg(long, value_name = "BOOL", help_heading = "HTTP")]
+    #[arg(long, env = "TALLY_HTTP_AUTO_CREATE_DATABASES", value_name = "BOOL", help_heading = "HTTP")]
     pub http_auto_create_databases: Option<bool>,
     /// Writes processed at once [default: 16].
-    #[arg(long, value_name = "N", help_heading = "HTTP")]
+    #[arg(long, env = "TALLY_HTTP_MAX_CONCURRENT_WRITES", value_name = "N", help_heading = "HTTP")]
     pub http_max_concurrent_writes: Option<u32>,
     /// Longest line protocol line [default: 1MiB].
-    #[arg(long, value_name = "SIZE", help_heading = "HTTP")]
+    #[arg(long, env = "TALLY_HTTP_MAX_LINE_SIZE", value_name = "SIZE", help_heading = "HTTP")]
     pub http_max_line_size: Option<String>,
 
     /// Most series one SELECT may read, 0 = unlimited [default: 100000].
-    #[arg(long, value_name = "N", help_heading = "Query")]
+    #[arg(long, env = "TALLY_QUERY_MAX_SERIES", value_name = "N", help_heading = "Query")]
     pub query_max_series: Option<u64>,
     /// Most points one SELECT may scan, 0 = unlimited [default: 2000000000].
-    #[arg(long, value_name = "N", help_heading = "Query")]
+    #[arg(long, env = "TALLY_QUERY_MAX_POINTS_SCANNED", value_name = "N", help_heading = "Query")]
     pub query_max_points_scanned: Option<u64>,
     /// Most rows a statement may return, 0 = unlimited [default: 1000000].
-    #[arg(long, value_name = "N", help_heading = "Query")]
+    #[arg(long, env = "TALLY_QUERY_MAX_RESULT_ROWS", value_name = "N", help_heading = "Query")]
     pub query_max_result_rows: Option<u64>,
     /// Longest a query may run [default: 60s].
-    #[arg(long, value_name = "DURATION", help_heading = "Query")]
+    #[arg(long, env = "TALLY_QUERY_TIMEOUT", value_name = "DURATION", help_heading = "Query")]
     pub query_timeout: Option<String>,
     /// Longest query text accepted [default: 1MiB].
-    #[arg(long, value_name = "SIZE", help_heading = "Query")]
+    #[arg(long, env = "TALLY_QUERY_MAX_QUERY_LENGTH", value_name = "SIZE", help_heading = "Query")]
     pub query_max_query_length: Option<String>,
+
+    /// Most custom dashboards stored [default: 1000].
+    #[arg(long, env = "TALLY_DASHBOARDS_MAX_COUNT", value_name = "N", help_heading = "Dashboards")]
+    pub dashboards_max_count: Option<u32>,
+    /// Largest custom dashboard [default: 1MiB].
+    #[arg(long, env = "TALLY_DASHBOARDS_MAX_SIZE", value_name = "SIZE", help_heading = "Dashboards")]
+    pub dashboards_max_size: Option<String>,
+
+    /// Remove a snapshot this long after its last request [default: 1h].
+    #[arg(long, env = "TALLY_SNAPSHOTS_TTL", value_name = "DURATION", help_heading = "Snapshots")]
+    pub snapshots_ttl: Option<String>,
+
+    #[command(flatten)]
+    pub samplers: crate::samplers::SamplersCli,
 }
 
 fn flag<T>(name: &str, parsed: Result<T, String>) -> anyhow::Result<T> {
@@ -289,6 +381,24 @@ impl Config {
         if let Some(v) = cli.storage_max_series_per_database {
             s.max_series_per_database = v;
         }
+        if let Some(v) = &cli.storage_retention_raw {
+            s.retention_raw = v.clone();
+        }
+        if let Some(v) = &cli.storage_retention_tiers {
+            s.retention_tiers = v.clone();
+        }
+        if let Some(v) = cli.storage_compaction {
+            s.compaction = v;
+        }
+        if let Some(v) = &cli.storage_compaction_delay {
+            s.compaction_delay = flag("storage-compaction-delay", HumanDuration::parse(v))?;
+        }
+        if let Some(v) = &cli.storage_compaction_rate {
+            s.compaction_rate = flag("storage-compaction-rate", ByteSize::parse(v))?;
+        }
+        if let Some(v) = &cli.storage_min_free_disk {
+            s.min_free_disk = flag("storage-min-free-disk", ByteSize::parse(v))?;
+        }
         let h = &mut self.http;
         if let Some(v) = &cli.http_max_body_size {
             h.max_body_size = flag("http-max-body-size", ByteSize::parse(v))?;
@@ -318,6 +428,16 @@ impl Config {
         if let Some(v) = &cli.query_max_query_length {
             q.max_query_length = flag("query-max-query-length", ByteSize::parse(v))?;
         }
+        if let Some(v) = cli.dashboards_max_count {
+            self.dashboards.max_count = v;
+        }
+        if let Some(v) = &cli.dashboards_max_size {
+            self.dashboards.max_size = flag("dashboards-max-size", ByteSize::parse(v))?;
+        }
+        if let Some(v) = &cli.snapshots_ttl {
+            self.snapshots.ttl = flag("snapshots-ttl", HumanDuration::parse(v))?;
+        }
+        self.samplers.apply_flags(&cli.samplers)?;
         Ok(())
     }
 
@@ -339,6 +459,13 @@ impl Config {
         if self.query.timeout.0.is_zero() {
             anyhow::bail!("query.timeout must be positive");
         }
+        if self.dashboards.max_count == 0 {
+            anyhow::bail!("dashboards.max_count must be at least 1");
+        }
+        if self.dashboards.max_size.0 < 1024 {
+            anyhow::bail!("dashboards.max_size must be at least 1KiB");
+        }
+        self.samplers.validate()?;
         self.engine_options()?
             .validate()
             .map_err(|e| anyhow::anyhow!("storage: {e}"))?;
@@ -370,6 +497,26 @@ impl Config {
             flush_interval: s.flush_interval.0,
             max_head_bytes: s.max_head_memory.0,
             max_series_per_database: s.max_series_per_database,
+            retention: self.retention()?,
+            compaction: CompactionOptions {
+                enabled: s.compaction,
+                delay: s.compaction_delay.0,
+                bytes_per_second: s.compaction_rate.0,
+                ..CompactionOptions::default()
+            },
+            min_free_disk_bytes: s.min_free_disk.0,
+            ..EngineOptions::default()
+        })
+    }
+
+    /// The default retention of databases, from `retention_raw` and `retention_tiers`.
+    pub fn retention(&self) -> anyhow::Result<Retention> {
+        let s = &self.storage;
+        let spec = format!("raw={};{}", s.retention_raw.trim(), s.retention_tiers.replace(',', ";"));
+        tally_engine::parse_retention(&spec).map_err(|e| {
+            anyhow::anyhow!(
+                "storage.retention_raw / retention_tiers: {e} (expected e.g. retention_raw = \"7d\", retention_tiers = \"1m=90d,1h=3y\")"
+            )
         })
     }
 }

@@ -11,7 +11,10 @@ use super::condition::{self, Schema, compile_regex};
 use super::error::{QueryError, QueryResult, invalid};
 use super::result::ResultSeries;
 use super::value::Value;
-use crate::ast::{CardinalityKind, Ident, MeasurementName, MeasurementRef, Statement, TagKeyMatch};
+use crate::ast::{
+    CardinalityKind, Ident, MeasurementName, MeasurementRef, RetentionDuration, Statement,
+    TagKeyMatch,
+};
 
 pub(crate) fn execute(
     engine: &Engine,
@@ -19,15 +22,14 @@ pub(crate) fn execute(
     statement: &Statement,
     ctx: &ExecContext,
 ) -> QueryResult<Vec<ResultSeries>> {
-    let _ = ctx;
     match statement {
         Statement::CreateDatabase(s) => {
-            if s.retention.is_some() {
-                return Err(QueryError::Unsupported(
-                    "CREATE DATABASE ... WITH (retention is configured per database in the [retention] settings)".into(),
-                ));
+            let db = engine.create_database(&s.name.name)?;
+            if let Some(r) = &s.retention {
+                if let Some(d) = r.duration {
+                    set_raw_retention(&db, d)?;
+                }
             }
-            engine.create_database(&s.name.name)?;
             Ok(Vec::new())
         }
         Statement::DropDatabase(s) => {
@@ -49,25 +51,32 @@ pub(crate) fn execute(
         }]),
         Statement::ShowRetentionPolicies(s) => {
             let db = database(engine, s.database.as_ref(), default_db)?;
-            let _ = db;
-            // Tally keeps one retention setting per database; report it in the shape clients
-            // expect, as InfluxDB's default policy.
+            // Tally keeps one retention per database (raw data plus rollup tiers); it is shown
+            // in the shape clients expect, as InfluxDB's default policy, with the tiers added.
+            let retention = db.retention();
+            let raw = retention.raw.map_or_else(|| "0s".to_string(), influx_duration);
+            let tiers: Vec<String> = retention
+                .tiers
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}={}",
+                        tally_engine::format_duration(t.resolution),
+                        t.retention.map_or_else(|| "inf".to_string(), tally_engine::format_duration)
+                    )
+                })
+                .collect();
             Ok(vec![ResultSeries {
-                columns: [
-                    "name",
-                    "duration",
-                    "shardGroupDuration",
-                    "replicaN",
-                    "default",
-                ]
-                .map(String::from)
-                .to_vec(),
+                columns: ["name", "duration", "shardGroupDuration", "replicaN", "default", "tiers"]
+                    .map(String::from)
+                    .to_vec(),
                 values: vec![vec![
                     Value::String("autogen".into()),
-                    Value::String("0s".into()),
-                    Value::String("24h0m0s".into()),
+                    Value::String(raw),
+                    Value::String(influx_duration(std::time::Duration::from_secs(86_400))),
                     Value::Integer(1),
                     Value::Boolean(true),
+                    Value::String(tiers.join(",")),
                 ]],
                 ..ResultSeries::default()
             }])
@@ -279,18 +288,115 @@ pub(crate) fn execute(
             "SHOW RULES and SHOW ALERTS (alert rules)".into(),
         )),
         Statement::ShowCompactions { .. } => {
-            Err(QueryError::Unsupported("SHOW COMPACTIONS".into()))
+            let mut values = Vec::new();
+            for name in engine.database_names() {
+                let Some(db) = engine.database(&name) else { continue };
+                for c in db.compactions() {
+                    values.push(vec![
+                        Value::Time(c.finished_ns),
+                        Value::String(name.clone()),
+                        Value::Time(c.block_start),
+                        Value::Integer(c.inputs as i64),
+                        Value::Integer(c.outputs as i64),
+                        Value::Integer(c.bytes_in as i64),
+                        Value::Integer(c.bytes_out as i64),
+                        Value::Integer(c.points as i64),
+                        Value::Integer(c.rollup_rows as i64),
+                        Value::Float(c.duration.as_secs_f64() * 1000.0),
+                        Value::String(c.outcome.clone()),
+                    ]);
+                }
+            }
+            Ok(vec![ResultSeries {
+                name: "compactions".into(),
+                columns: [
+                    "time", "database", "block", "inputs", "outputs", "bytes_in", "bytes_out", "points",
+                    "rollup_rows", "duration_ms", "outcome",
+                ]
+                .map(String::from)
+                .to_vec(),
+                values,
+                ..ResultSeries::default()
+            }])
         }
-        Statement::CreateRetentionPolicy(_)
-        | Statement::AlterRetentionPolicy(_)
-        | Statement::DropRetentionPolicy(_) => Err(QueryError::Unsupported(
-            "retention policy statements (set retention per database in the configuration)".into(),
+        Statement::CreateRetentionPolicy(s) => {
+            let db = database(engine, Some(&s.database), default_db)?;
+            set_raw_retention(&db, s.duration)?;
+            Ok(Vec::new())
+        }
+        Statement::AlterRetentionPolicy(s) => {
+            let db = database(engine, Some(&s.database), default_db)?;
+            if let Some(d) = s.duration {
+                set_raw_retention(&db, d)?;
+            }
+            Ok(Vec::new())
+        }
+        Statement::DropRetentionPolicy(_) => Err(invalid(
+            "a database always has exactly one retention; set DURATION INF to keep raw data forever",
         )),
-        Statement::DropMeasurement(_) | Statement::DropSeries(_) | Statement::Delete(_) => Err(
-            QueryError::Unsupported("deleting data (DROP MEASUREMENT, DROP SERIES, DELETE)".into()),
-        ),
+        Statement::DropMeasurement(s) => {
+            let db = database(engine, None, default_db)?;
+            db.delete(Some(&s.name.name), &TagFilter::All, i64::MIN, i64::MAX)?;
+            Ok(Vec::new())
+        }
+        Statement::DropSeries(s) => {
+            let db = database(engine, None, default_db)?;
+            delete(&db, &s.sources, s.condition.as_ref(), ctx, true)?;
+            Ok(Vec::new())
+        }
+        Statement::Delete(s) => {
+            let db = database(engine, None, default_db)?;
+            let sources: Vec<MeasurementRef> = s.source.iter().cloned().collect();
+            delete(&db, &sources, s.condition.as_ref(), ctx, false)?;
+            Ok(Vec::new())
+        }
         other => Err(invalid(format!("`{other}` cannot run here"))),
     }
+}
+
+/// Sets a database's raw retention, keeping its tiers.
+fn set_raw_retention(db: &Database, d: RetentionDuration) -> QueryResult<()> {
+    let mut retention = db.retention();
+    retention.raw = match d {
+        RetentionDuration::Infinite => None,
+        RetentionDuration::Finite(0) => None,
+        RetentionDuration::Finite(ns) if ns < 3_600_000_000_000 => {
+            return Err(invalid("retention duration must be at least 1h, or INF"));
+        }
+        RetentionDuration::Finite(ns) => Some(std::time::Duration::from_nanos(ns as u64)),
+    };
+    db.set_retention(retention)?;
+    Ok(())
+}
+
+/// InfluxDB's duration format: `168h0m0s`.
+fn influx_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    format!("{}h{}m{}s", s / 3600, s % 3600 / 60, s % 60)
+}
+
+/// DELETE and DROP SERIES: tag conditions select the series, time conditions (DELETE only)
+/// bound the points.
+fn delete(
+    db: &Database,
+    sources: &[MeasurementRef],
+    condition: Option<&crate::ast::Expr>,
+    ctx: &ExecContext,
+    series_only: bool,
+) -> QueryResult<()> {
+    let names = if sources.is_empty() { db.measurements() } else { measurements(db, sources)? };
+    for m in names {
+        let schema = CatalogSchema::new(db, &m);
+        let cond = condition::analyze(condition, ctx.now, &schema)?;
+        if cond.row_filter.is_some() {
+            return Err(invalid("DELETE and DROP SERIES accept conditions on tags and time only, not on field values"));
+        }
+        if series_only && (cond.min_time != i64::MIN || cond.max_time != i64::MAX) {
+            return Err(invalid("DROP SERIES does not take time conditions; use DELETE to remove a time range"));
+        }
+        db.delete(Some(&m), &cond.tag_filter, cond.min_time, cond.max_time)?;
+    }
+    Ok(())
 }
 
 fn database(

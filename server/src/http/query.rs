@@ -124,6 +124,8 @@ async fn run(
             timeout: q.timeout.0,
         },
         cancel: Some(cancel),
+        // `tier=raw` forces raw data, for comparisons with the rollup tiers.
+        raw_only: params.get("tier").is_some_and(|t| t == "raw"),
     };
     let engine = state.engine.clone();
     let metrics = state.metrics.clone();

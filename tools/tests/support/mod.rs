@@ -90,6 +90,8 @@ fn start_tallyd() -> Result<TestServer, String> {
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(directory.path().join("data"))
+        // The samples have fixed timestamps: keep raw data forever.
+        .args(["--storage-retention-raw", "inf"])
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
