@@ -751,7 +751,14 @@ impl Accumulator {
                     }
                     _ => None,
                 };
-                (value.map_or(Value::Null, Value::Float), None)
+                // A percentile keeps the field's type (it selects a value); the estimate of an
+                // integer is rounded.
+                let typed = |v: f64| match (kind, field_type) {
+                    (AggKind::Percentile(_), FieldType::Integer) => Value::Integer(v.round() as i64),
+                    (AggKind::Percentile(_), FieldType::Unsigned) => Value::Unsigned(v.round().max(0.0) as u64),
+                    _ => Value::Float(v),
+                };
+                (value.map_or(Value::Null, typed), None)
             }
             State::Samples(s) => {
                 let samples = &mut s[b];
