@@ -106,6 +106,14 @@ pub struct DatabaseStats {
     pub points_written: u64,
     pub points_rejected: u64,
     pub flushes: u64,
+    pub compactions: u64,
+    pub compaction_failures: u64,
+    pub compaction_bytes_written: u64,
+    pub segments_expired: u64,
+    pub bytes_expired: u64,
+    /// Segments holding rollup rows (all tiers).
+    pub rollup_segments: u64,
+    pub tombstones: u64,
 }
 
 struct OrderState {
@@ -1108,6 +1116,7 @@ impl Database {
         };
         let usage = self.head.read().usage();
         let published = self.published.read();
+        let c = &self.compaction_counters;
         DatabaseStats {
             series,
             columns,
@@ -1121,6 +1130,13 @@ impl Database {
             points_written: self.points_written.load(Ordering::Relaxed),
             points_rejected: self.points_rejected.load(Ordering::Relaxed),
             flushes: self.flushes.load(Ordering::Relaxed),
+            compactions: c.compactions.load(Ordering::Relaxed),
+            compaction_failures: c.failures.load(Ordering::Relaxed),
+            compaction_bytes_written: c.bytes_written.load(Ordering::Relaxed),
+            segments_expired: c.segments_expired.load(Ordering::Relaxed),
+            bytes_expired: c.bytes_expired.load(Ordering::Relaxed),
+            rollup_segments: published.segments.iter().filter(|s| s.meta.resolution != 0).count() as u64,
+            tombstones: published.tombstones.len() as u64,
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The HTTP API. Every request passes [`gate`], the one place where authentication,
 //! authorisation and audit hook in, and where request metrics are taken.
 
+mod admin;
+pub(crate) mod dashboard;
 mod query;
+pub(crate) mod snapshot;
 mod status;
 mod write;
 
@@ -26,6 +29,8 @@ pub(crate) struct AppState {
     pub metrics: Arc<Metrics>,
     pub write_slots: Arc<Semaphore>,
     pub started: Instant,
+    pub dashboards: Arc<dashboard::DashboardStore>,
+    pub snapshots: Arc<snapshot::Snapshots>,
 }
 
 pub(crate) type SharedState = Arc<AppState>;
@@ -40,6 +45,9 @@ pub(crate) fn router(state: SharedState) -> Router {
         .route("/ping", get(status::ping).head(status::ping))
         .route("/health", get(status::health))
         .route("/metrics", get(status::metrics))
+        .merge(admin::routes())
+        .merge(dashboard::routes())
+        .merge(snapshot::routes())
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
 }
