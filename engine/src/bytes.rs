@@ -29,6 +29,7 @@ pub(crate) struct DecodeError {
 }
 
 /// A cursor over untrusted bytes: every read is bounds-checked.
+#[derive(Clone)]
 pub(crate) struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
@@ -91,7 +92,20 @@ impl<'a> Reader<'a> {
         Ok(self.u64()? as i64)
     }
 
+    #[inline]
     pub(crate) fn uvarint(&mut self) -> Result<u64, DecodeError> {
+        // Most varints in sketches and rollup streams are one byte: decode those inline.
+        if let Some(&byte) = self.data.get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
+        self.uvarint_multi_byte()
+    }
+
+    #[cold]
+    fn uvarint_multi_byte(&mut self) -> Result<u64, DecodeError> {
         let start = self.pos;
         let mut result: u64 = 0;
         let mut shift = 0u32;
@@ -117,6 +131,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn ivarint(&mut self) -> Result<i64, DecodeError> {
         let u = self.uvarint()?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))

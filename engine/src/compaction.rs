@@ -139,24 +139,46 @@ fn ns(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-/// Throttles compaction's writes to a byte rate.
+/// Throttles compaction to a byte rate and to a share of one core.
 struct Throttle {
     bytes_per_second: u64,
+    cpu_percent: u8,
     started: Instant,
     bytes: u64,
+    /// When the current stretch of work began (after the last sleep).
+    working_since: Instant,
 }
 
 impl Throttle {
+    fn new(options: &crate::options::CompactionOptions) -> Throttle {
+        let now = Instant::now();
+        Throttle {
+            bytes_per_second: options.bytes_per_second,
+            cpu_percent: options.cpu_percent.clamp(1, 100),
+            started: now,
+            bytes: 0,
+            working_since: now,
+        }
+    }
+
+    /// Called after each piece of work that wrote `bytes`.
     fn account(&mut self, bytes: u64) {
         self.bytes += bytes;
-        if self.bytes_per_second == 0 {
-            return;
+        let mut pause = Duration::ZERO;
+        if self.bytes_per_second > 0 {
+            let due = Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_second as f64);
+            pause = due.saturating_sub(self.started.elapsed());
         }
-        let due = Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_second as f64);
-        let elapsed = self.started.elapsed();
-        if due > elapsed {
-            std::thread::sleep(due - elapsed);
+        if self.cpu_percent < 100 {
+            // Work for w, rest for w * (100 - p) / p: busy p % of the time.
+            let worked = self.working_since.elapsed();
+            let rest = worked.mul_f64(f64::from(100 - self.cpu_percent) / f64::from(self.cpu_percent));
+            pause = pause.max(rest);
         }
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+        self.working_since = Instant::now();
     }
 }
 
@@ -329,11 +351,7 @@ impl Database {
         let block = self.options.block_duration_ns();
         let block_end = block_start.saturating_add(block);
         let tiers: Vec<i64> = self.retention.read().tiers.iter().map(|t| ns(t.resolution)).collect();
-        let mut throttle = Throttle {
-            bytes_per_second: self.options.compaction.bytes_per_second,
-            started: Instant::now(),
-            bytes: 0,
-        };
+        let mut throttle = Throttle::new(&self.options.compaction);
         let mut raw_out: Vec<(u32, Vec<Vec<u8>>)> = Vec::new();
         let mut tier_out: Vec<Vec<(u32, Vec<Vec<u8>>)>> = vec![Vec::new(); tiers.len()];
         let mut points = 0u64;
@@ -724,7 +742,9 @@ fn concat_rows(a: &RollupRows, b: &RollupRows) -> RollupRows {
         }
     }
     out.sum_overflow.extend_from_slice(&extra.sum_overflow);
-    out.sketches.extend_from_slice(&extra.sketches);
+    for i in 0..extra.sketches.len() {
+        out.sketches.push_from(&extra.sketches, i);
+    }
     out
 }
 
@@ -747,7 +767,7 @@ fn select_rows(rows: &RollupRows, keep: &[usize]) -> RollupRows {
             out.max.push_from(&one.max, 0);
             out.sum.push_from(&one.sum, 0);
             out.sum_overflow.push(one.sum_overflow[0]);
-            out.sketches.push(one.sketches[0].clone());
+            out.sketches.push_from(&one.sketches, 0);
         }
     }
     out

@@ -42,7 +42,7 @@ mod walrecord;
 pub use catalog::TagMatcher;
 pub use chunk::{ChunkStats, ColumnValues, ValueStats};
 pub use compaction::{CompactionRecord, DeleteReport, RetentionReport, format_duration, format_retention, parse_retention};
-pub use rollup::RollupRows;
+pub use rollup::{RollupRows, StoredSketches};
 pub use sketch::Sketch;
 pub use database::{Database, DatabaseStats, FlushReport, Rejection, SnapshotFiles, WriteSummary};
 pub use engine::{Engine, validate_database_name};

@@ -101,6 +101,10 @@ pub struct CompactionOptions {
     /// Compaction writes at most this many bytes per second, so ingest and queries keep their
     /// latency (default 32 MiB/s; 0 = unthrottled).
     pub bytes_per_second: u64,
+    /// The share of one core compaction may keep busy, in percent (1 to 100; default 25):
+    /// after each piece of work it sleeps long enough to stay under it, so a busy ingest path
+    /// on a small machine is not starved.
+    pub cpu_percent: u8,
 }
 
 impl Default for CompactionOptions {
@@ -111,6 +115,7 @@ impl Default for CompactionOptions {
             delay: Duration::from_secs(600),
             max_segments_per_block: 8,
             bytes_per_second: 32 << 20,
+            cpu_percent: 25,
         }
     }
 }

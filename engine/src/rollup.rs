@@ -6,7 +6,7 @@
 //! rollup chunks inside segment files of their tier; the layout is in
 //! `docs/format/segment.md`, "Rollup chunks".
 
-use crate::bytes::{DecodeError, Reader, put_bytes, put_uvarint};
+use crate::bytes::{DecodeError, Reader, put_bytes};
 use crate::chunk::{ChunkStats, ColumnValues, ValueStats};
 use crate::codec::{self, TsEncoding, ValueEncoding, Values};
 use crate::model::{FieldType, FieldValue};
@@ -32,7 +32,46 @@ pub struct RollupRows {
     /// `sum_overflow` is set, unusable.
     pub sum: ColumnValues,
     pub sum_overflow: Vec<bool>,
-    pub sketches: Vec<Sketch>,
+    /// Quantile sketches (numeric columns), one per row.
+    pub sketches: StoredSketches,
+}
+
+/// Rows' quantile sketches kept in their stored form (`Sketch::encode_bins_only`): reading rows
+/// then costs one buffer rather than a sketch per row, and a query merges a row's bins straight
+/// into its running sketch (`RollupRows::merge_sketch_into`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredSketches {
+    bytes: Vec<u8>,
+    /// End of each row's bytes.
+    ends: Vec<usize>,
+}
+
+impl StoredSketches {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn push(&mut self, sketch: &Sketch) {
+        sketch.encode_bins_only(&mut self.bytes);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.bytes.get(start..end)
+    }
+
+    pub(crate) fn push_from(&mut self, other: &StoredSketches, i: usize) {
+        if let Some(bytes) = other.get(i) {
+            self.bytes.extend_from_slice(bytes);
+            self.ends.push(self.bytes.len());
+        }
+    }
 }
 
 impl RollupRows {
@@ -51,7 +90,7 @@ impl RollupRows {
             max: if numeric { typed() } else { ColumnValues::new(FieldType::Float) },
             sum: if numeric { typed() } else { ColumnValues::new(FieldType::Float) },
             sum_overflow: Vec::new(),
-            sketches: Vec::new(),
+            sketches: StoredSketches::default(),
         }
     }
 
@@ -65,6 +104,20 @@ impl RollupRows {
 
     fn numeric(&self) -> bool {
         self.field_type.is_numeric()
+    }
+
+    /// Row `i`'s quantile sketch (numeric columns).
+    pub fn sketch(&self, i: usize) -> Option<Sketch> {
+        let bytes = self.sketches.get(i)?;
+        let (min, max) = (numeric_at(&self.min, i), numeric_at(&self.max, i));
+        Sketch::decode_without_extremes(&mut Reader::new(bytes), min, max).ok()
+    }
+
+    /// Adds row `i`'s quantile sketch to `target`; false when the row has none.
+    pub fn merge_sketch_into(&self, i: usize, target: &mut Sketch) -> bool {
+        let Some(bytes) = self.sketches.get(i) else { return false };
+        let (min, max) = (numeric_at(&self.min, i), numeric_at(&self.max, i));
+        target.merge_stored(bytes, min, max).is_ok()
     }
 
     /// Appends the rows of `points` (sorted, unique times) at `resolution` nanoseconds.
@@ -144,7 +197,7 @@ impl RollupRows {
             }
             _ => {}
         }
-        self.sketches.push(sketch);
+        self.sketches.push(&sketch);
     }
 
     /// Statistics over every row, for the chunk header.
@@ -216,7 +269,9 @@ impl RollupRows {
         }
         if self.numeric() {
             out.sum_overflow.extend_from_slice(&self.sum_overflow[range.clone()]);
-            out.sketches.extend_from_slice(&self.sketches[range]);
+            for i in range {
+                out.sketches.push_from(&self.sketches, i);
+            }
         }
         out
     }
@@ -259,9 +314,8 @@ impl RollupRows {
                 s.insert(0, e.to_byte());
             });
             put(out, &mut |s| {
-                for sketch in &self.sketches {
-                    sketch.encode(s);
-                }
+                // The row's min and max are the sketch's extremes, so they are not repeated.
+                s.extend_from_slice(&self.sketches.bytes);
             });
         }
         (ts_encoding, count_encoding)
@@ -322,19 +376,35 @@ impl RollupRows {
             codec::decode_bool(e, &bytes[skip..], rows, &mut out.sum_overflow).map_err(|err| codec_error(at, err))?;
             let (at, bytes) = stream(&mut r)?;
             let mut sr = Reader::new(bytes);
-            for _ in 0..rows {
-                out.sketches.push(Sketch::decode(&mut sr).map_err(|e| DecodeError { offset: at + e.offset, reason: e.reason })?);
+            let mut ends = Vec::with_capacity(rows);
+            for i in 0..rows {
+                let count = Sketch::skip_stored(&mut sr).map_err(|e| DecodeError { offset: at + e.offset, reason: e.reason })?;
+                if count > out.counts[i] {
+                    return Err(DecodeError { offset: at + sr.position(), reason: "a sketch counts more values than its row".into() });
+                }
+                ends.push(sr.position());
             }
+            out.sketches = StoredSketches { bytes: bytes[..sr.position()].to_vec(), ends };
         }
         // Rows must agree with themselves, or answers from rollups would differ from raw ones.
         let ordered = out.times.windows(2).all(|w| w[0] < w[1])
             && out.first_times.iter().zip(&out.last_times).all(|(f, l)| f <= l)
             && out.counts.iter().all(|c| *c > 0)
-            && (!numeric || out.sketches.iter().zip(&out.counts).all(|(s, c)| s.count() <= *c));
+            && (!numeric || out.sketches.len() == rows);
         if !ordered {
             return Err(DecodeError { offset: 0, reason: "rollup rows are inconsistent".into() });
         }
         Ok(out)
+    }
+}
+
+/// A numeric column's value at `i` as a float; NaN when the row has none.
+fn numeric_at(values: &ColumnValues, i: usize) -> f64 {
+    match values {
+        ColumnValues::Float(v) => v.get(i).copied().unwrap_or(f64::NAN),
+        ColumnValues::Integer(v) => v.get(i).map_or(f64::NAN, |x| *x as f64),
+        ColumnValues::Unsigned(v) => v.get(i).map_or(f64::NAN, |x| *x as f64),
+        _ => f64::NAN,
     }
 }
 

@@ -25,11 +25,23 @@ fn ln_gamma() -> f64 {
     gamma().ln()
 }
 
-/// Dense bins `offset .. offset + counts.len()`.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Dense bins `offset .. offset + counts.len()`; empty bins may pad either end (room to grow).
+#[derive(Clone, Debug, Default)]
 struct Store {
     offset: i32,
     counts: Vec<u64>,
+}
+
+impl PartialEq for Store {
+    /// Equal when the same bins hold the same counts, whatever the padding.
+    fn eq(&self, other: &Store) -> bool {
+        fn occupied(store: &Store) -> (i32, &[u64]) {
+            let Some(first) = store.counts.iter().position(|n| *n > 0) else { return (0, &[]) };
+            let last = store.counts.iter().rposition(|n| *n > 0).unwrap_or(first);
+            (store.offset + first as i32, &store.counts[first..=last])
+        }
+        occupied(self) == occupied(other)
+    }
 }
 
 impl Store {
@@ -67,6 +79,66 @@ impl Store {
 
     fn total(&self) -> u64 {
         self.counts.iter().sum()
+    }
+
+    /// Grows the store to hold bins `lowest..=highest`; false (and unchanged) when that would
+    /// take more than `MAX_BINS` bins.
+    fn cover(&mut self, lowest: i32, highest: i32) -> bool {
+        if self.counts.is_empty() {
+            if (highest - lowest) as usize >= MAX_BINS {
+                return false;
+            }
+            self.offset = lowest;
+            self.counts = vec![0; (highest - lowest + 1) as usize];
+            return true;
+        }
+        let lo = self.offset.min(lowest);
+        let hi = (self.offset + self.counts.len() as i32 - 1).max(highest);
+        if (hi - lo) as usize >= MAX_BINS {
+            return false;
+        }
+        if lo < self.offset {
+            // Merged rows reach lower bins a few at a time: leave room below so the next ones
+            // do not move every count again.
+            let room = MAX_BINS - (hi - lo + 1) as usize;
+            let lo = lo - (self.counts.len() / 2).clamp(8, 256).min(room) as i32;
+            let grow = (self.offset - lo) as usize;
+            let mut counts = Vec::with_capacity((hi - lo + 1) as usize);
+            counts.resize(grow, 0);
+            counts.extend_from_slice(&self.counts);
+            self.counts = counts;
+            self.offset = lo;
+        }
+        let len = (hi - self.offset + 1) as usize;
+        if self.counts.len() < len {
+            self.counts.resize(len, 0);
+        }
+        true
+    }
+
+    /// Adds every bin of `other`: the range is grown once, then counts are added in place.
+    fn merge(&mut self, other: &Store) {
+        if other.counts.is_empty() {
+            return;
+        }
+        if self.counts.is_empty() {
+            *self = other.clone();
+            return;
+        }
+        let (lowest, highest) = (other.offset, other.offset + other.counts.len() as i32 - 1);
+        if !self.cover(lowest, highest) {
+            // Too wide: fall back to bin-by-bin adds, which collapse the lowest bins.
+            for (i, n) in other.counts.iter().enumerate() {
+                if *n > 0 {
+                    self.add(other.offset + i as i32, *n);
+                }
+            }
+            return;
+        }
+        let start = (other.offset - self.offset) as usize;
+        for (slot, n) in self.counts[start..start + other.counts.len()].iter_mut().zip(&other.counts) {
+            *slot += n;
+        }
     }
 }
 
@@ -133,16 +205,8 @@ impl Sketch {
         if other.count == 0 {
             return;
         }
-        for (i, n) in other.positive.counts.iter().enumerate() {
-            if *n > 0 {
-                self.positive.add(other.positive.offset + i as i32, *n);
-            }
-        }
-        for (i, n) in other.negative.counts.iter().enumerate() {
-            if *n > 0 {
-                self.negative.add(other.negative.offset + i as i32, *n);
-            }
-        }
+        self.positive.merge(&other.positive);
+        self.negative.merge(&other.negative);
         self.zeros += other.zeros;
         self.count += other.count;
         self.min = self.min.min(other.min);
@@ -189,9 +253,22 @@ impl Sketch {
         if self.count == 0 {
             return;
         }
-        put_uvarint(out, self.zeros);
         out.extend_from_slice(&self.min.to_bits().to_le_bytes());
         out.extend_from_slice(&self.max.to_bits().to_le_bytes());
+        self.encode_bins(out);
+    }
+
+    /// The sketch without its extremes, for rollup rows, which store the bucket's minimum and
+    /// maximum beside it (see `decode_bins`).
+    pub(crate) fn encode_bins_only(&self, out: &mut Vec<u8>) {
+        put_uvarint(out, self.count);
+        if self.count > 0 {
+            self.encode_bins(out);
+        }
+    }
+
+    fn encode_bins(&self, out: &mut Vec<u8>) {
+        put_uvarint(out, self.zeros);
         // Sparse: the non-empty bins as (gap from the previous bin, count) pairs, since a
         // bucket of a few dozen values touches few of the bins between its extremes.
         for store in [&self.positive, &self.negative] {
@@ -218,38 +295,187 @@ impl Sketch {
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Sketch, DecodeError> {
         let count = r.uvarint()?;
-        let mut sketch = Sketch { count, ..Sketch::default() };
         if count == 0 {
-            return Ok(sketch);
+            return Ok(Sketch::default());
         }
+        let min = f64::from_bits(r.u64()?);
+        let max = f64::from_bits(r.u64()?);
+        Self::decode_bins(r, count, min, max)
+    }
+
+    /// Decodes a sketch written by `encode_bins_only`, taking its extremes from the caller
+    /// (the rollup row's minimum and maximum; when those are not finite, the extreme bins'
+    /// values stand in).
+    pub(crate) fn decode_without_extremes(r: &mut Reader<'_>, min: f64, max: f64) -> Result<Sketch, DecodeError> {
+        let count = r.uvarint()?;
+        if count == 0 {
+            return Ok(Sketch::default());
+        }
+        let mut sketch = Self::decode_bins(r, count, f64::NEG_INFINITY, f64::INFINITY)?;
+        sketch.min = if min.is_finite() { min } else { sketch.lowest_bin_value() };
+        sketch.max = if max.is_finite() { max } else { sketch.highest_bin_value() };
+        if !(sketch.min <= sketch.max) {
+            return Err(r.error("sketch extremes are inconsistent"));
+        }
+        Ok(sketch)
+    }
+
+    fn lowest_bin_value(&self) -> f64 {
+        if let Some(i) = self.negative.counts.iter().rposition(|n| *n > 0) {
+            return -value_of(self.negative.offset + i as i32);
+        }
+        if self.zeros > 0 {
+            return 0.0;
+        }
+        self.positive.counts.iter().position(|n| *n > 0).map_or(0.0, |i| value_of(self.positive.offset + i as i32))
+    }
+
+    fn highest_bin_value(&self) -> f64 {
+        if let Some(i) = self.positive.counts.iter().rposition(|n| *n > 0) {
+            return value_of(self.positive.offset + i as i32);
+        }
+        if self.zeros > 0 {
+            return 0.0;
+        }
+        self.negative.counts.iter().position(|n| *n > 0).map_or(0.0, |i| -value_of(self.negative.offset + i as i32))
+    }
+
+    fn decode_bins(r: &mut Reader<'_>, count: u64, min: f64, max: f64) -> Result<Sketch, DecodeError> {
+        let mut sketch = Sketch { count, min, max, ..Sketch::default() };
         sketch.zeros = r.uvarint()?;
-        sketch.min = f64::from_bits(r.u64()?);
-        sketch.max = f64::from_bits(r.u64()?);
-        let mut total = sketch.zeros;
-        for negative in [false, true] {
-            let nonzero = r.uvarint_max(MAX_BINS as u64, "sketch bin count")?;
-            let mut store = Store::default();
-            let mut index = 0i64;
-            for k in 0..nonzero {
-                let at = r.position();
-                index = if k == 0 { r.ivarint()? } else { index.saturating_add(r.uvarint()? as i64) };
-                let c = r.uvarint()?;
-                if c == 0 || !(i64::from(i32::MIN / 2)..=i64::from(i32::MAX / 2)).contains(&index) {
-                    return Err(DecodeError { offset: at, reason: "sketch bin out of range or empty".into() });
-                }
-                if !store.counts.is_empty() && index - i64::from(store.offset) >= MAX_BINS as i64 {
-                    return Err(DecodeError { offset: at, reason: "sketch bins span too wide a range".into() });
-                }
-                total = total.checked_add(c).ok_or_else(|| r.error("sketch counts overflow"))?;
-                store.add(index as i32, c);
-            }
-            if negative { sketch.negative = store } else { sketch.positive = store }
-        }
+        let positive = StoredBins::scan(r)?;
+        let negative = StoredBins::scan(r)?;
+        let total = [positive.total, negative.total]
+            .into_iter()
+            .try_fold(sketch.zeros, u64::checked_add)
+            .ok_or_else(|| r.error("sketch counts overflow"))?;
         if total != count || !(sketch.min <= sketch.max) {
             return Err(r.error("sketch counts or extremes are inconsistent"));
         }
+        sketch.positive = positive.to_store()?;
+        sketch.negative = negative.to_store()?;
         debug_assert_eq!(sketch.positive.total() + sketch.negative.total() + sketch.zeros, count);
         Ok(sketch)
+    }
+
+    /// Checks one sketch written by `encode_bins_only` and moves past it; returns its count.
+    pub(crate) fn skip_stored(r: &mut Reader<'_>) -> Result<u64, DecodeError> {
+        let count = r.uvarint()?;
+        if count == 0 {
+            return Ok(0);
+        }
+        let zeros = r.uvarint()?;
+        let positive = StoredBins::scan(r)?;
+        let negative = StoredBins::scan(r)?;
+        let total = [positive.total, negative.total].into_iter().try_fold(zeros, u64::checked_add);
+        if total != Some(count) {
+            return Err(r.error("sketch counts are inconsistent"));
+        }
+        Ok(count)
+    }
+
+    /// Adds a sketch written by `encode_bins_only` (with its extremes given, as in
+    /// `decode_without_extremes`) without building it first: each sign's range is grown once,
+    /// then the stored counts are added in place.
+    pub(crate) fn merge_stored(&mut self, bytes: &[u8], min: f64, max: f64) -> Result<(), DecodeError> {
+        let mut r = Reader::new(bytes);
+        if !(min.is_finite() && max.is_finite()) {
+            let other = Sketch::decode_without_extremes(&mut r, min, max)?;
+            self.merge(&other);
+            return Ok(());
+        }
+        let count = r.uvarint()?;
+        if count == 0 {
+            return Ok(());
+        }
+        let zeros = r.uvarint()?;
+        let positive = StoredBins::scan(&mut r)?;
+        let negative = StoredBins::scan(&mut r)?;
+        let total = [positive.total, negative.total].into_iter().try_fold(zeros, u64::checked_add);
+        if total != Some(count) || !(min <= max) {
+            return Err(r.error("sketch counts or extremes are inconsistent"));
+        }
+        positive.add_to(&mut self.positive)?;
+        negative.add_to(&mut self.negative)?;
+        self.zeros += zeros;
+        self.count += count;
+        self.min = self.min.min(min);
+        self.max = self.max.max(max);
+        Ok(())
+    }
+}
+
+/// One sign's bins as stored (a count of non-empty bins, then (index or gap, count) pairs),
+/// checked by a first pass that also finds their range.
+struct StoredBins<'a> {
+    pairs: Reader<'a>,
+    nonzero: u64,
+    lowest: i64,
+    highest: i64,
+    total: u64,
+}
+
+impl<'a> StoredBins<'a> {
+    fn scan(r: &mut Reader<'a>) -> Result<StoredBins<'a>, DecodeError> {
+        let nonzero = r.uvarint_max(MAX_BINS as u64, "sketch bin count")?;
+        let pairs = r.clone();
+        let (mut lowest, mut index, mut total) = (0i64, 0i64, 0u64);
+        for k in 0..nonzero {
+            let at = r.position();
+            index = if k == 0 { r.ivarint()? } else { index.saturating_add(r.uvarint()? as i64) };
+            let c = r.uvarint()?;
+            if k == 0 {
+                lowest = index;
+            }
+            if c == 0 || !(i64::from(i32::MIN / 2)..=i64::from(i32::MAX / 2)).contains(&index) {
+                return Err(DecodeError { offset: at, reason: "sketch bin out of range or empty".into() });
+            }
+            if index - lowest >= MAX_BINS as i64 {
+                return Err(DecodeError { offset: at, reason: "sketch bins span too wide a range".into() });
+            }
+            total = total.checked_add(c).ok_or_else(|| r.error("sketch counts overflow"))?;
+        }
+        Ok(StoredBins { pairs, nonzero, lowest, highest: index, total })
+    }
+
+    /// Calls `f(position from the lowest bin, count)` for each bin (the pairs were checked by
+    /// `scan`, so positions stay below the range's width).
+    fn for_each(&self, mut f: impl FnMut(usize, u64)) -> Result<(), DecodeError> {
+        let mut r = self.pairs.clone();
+        let mut at = 0usize;
+        for k in 0..self.nonzero {
+            if k == 0 {
+                r.ivarint()?;
+            } else {
+                at += r.uvarint()? as usize;
+            }
+            f(at, r.uvarint()?);
+        }
+        Ok(())
+    }
+
+    fn to_store(&self) -> Result<Store, DecodeError> {
+        if self.nonzero == 0 {
+            return Ok(Store::default());
+        }
+        let mut counts = vec![0u64; (self.highest - self.lowest + 1) as usize];
+        self.for_each(|at, n| counts[at] += n)?;
+        Ok(Store { offset: self.lowest as i32, counts })
+    }
+
+    fn add_to(&self, store: &mut Store) -> Result<(), DecodeError> {
+        if self.nonzero == 0 {
+            return Ok(());
+        }
+        let (lowest, highest) = (self.lowest as i32, self.highest as i32);
+        if store.cover(lowest, highest) {
+            let start = (lowest - store.offset) as usize;
+            let counts = &mut store.counts[start..];
+            self.for_each(|at, n| counts[at] += n)
+        } else {
+            // Wider than a store may grow: per-bin adds collapse the lowest bins.
+            self.for_each(|at, n| store.add(lowest + at as i32, n))
+        }
     }
 }
 
@@ -271,7 +497,17 @@ mod tests {
             let mut b = Sketch::new();
             for v in &values[..split] { a.add(*v); }
             for v in &values[split..] { b.add(*v); }
+            let mut stored = a.clone();
+            let mut b_bins = Vec::new();
+            b.encode_bins_only(&mut b_bins);
+            stored.merge_stored(&b_bins, b.min, b.max).unwrap();
             a.merge(&b);
+            if b.count() > 0 {
+                prop_assert_eq!(&stored, &a);
+            }
+            let mut whole = Sketch::new();
+            for v in &values { whole.add(*v); }
+            prop_assert_eq!(&a, &whole);
             let mut sorted = values.clone();
             sorted.sort_by(f64::total_cmp);
             for p in [1.0, 25.0, 50.0, 90.0, 99.0, 100.0] {
@@ -284,12 +520,21 @@ mod tests {
             let mut encoded = Vec::new();
             a.encode(&mut encoded);
             let back = Sketch::decode(&mut Reader::new(&encoded)).unwrap();
-            prop_assert_eq!(back, a);
+            prop_assert_eq!(&back, &a);
+            let mut bins = Vec::new();
+            a.encode_bins_only(&mut bins);
+            let back = Sketch::decode_without_extremes(&mut Reader::new(&bins), a.min, a.max).unwrap();
+            prop_assert_eq!(&back, &a);
         }
 
         #[test]
         fn decoding_arbitrary_bytes_never_panics(data in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = Sketch::decode(&mut Reader::new(&data));
+            let _ = Sketch::decode_without_extremes(&mut Reader::new(&data), f64::NAN, f64::NAN);
+            let _ = Sketch::skip_stored(&mut Reader::new(&data));
+            let mut target = Sketch::new();
+            target.add(1.0);
+            let _ = target.merge_stored(&data, 0.5, 2.0);
         }
     }
 

@@ -42,6 +42,7 @@ fn crash_options() -> EngineOptions {
             delay: Duration::ZERO,
             max_segments_per_block: 2,
             bytes_per_second: 0,
+            cpu_percent: 100,
         },
         ..EngineOptions::default()
     }
