@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use roaring::RoaringBitmap;
 
-use crate::chunk::{ColumnValues, decode_chunk, decode_rollup_chunk, encode_chunk, encode_rollup_chunk};
+use crate::chunk::{
+    ColumnValues, decode_chunk, decode_rollup_chunk, encode_chunk, encode_rollup_chunk,
+};
 use crate::database::{Database, head_options};
 use crate::error::{EngineError, Result};
 use crate::manifest::{Manifest, Tombstone};
@@ -94,14 +96,19 @@ pub fn parse_retention(text: &str) -> std::result::Result<Retention, String> {
             .ok_or_else(|| format!("expected key=duration, found {part:?}"))?;
         let keep = match value.trim() {
             "inf" | "INF" | "0" | "0s" => None,
-            v => Some(crate::wal::parse_duration(v).ok_or_else(|| format!("invalid duration {v:?}"))?),
+            v => Some(
+                crate::wal::parse_duration(v).ok_or_else(|| format!("invalid duration {v:?}"))?,
+            ),
         };
         match key.trim() {
             "raw" => raw = keep,
             resolution => {
                 let r = crate::wal::parse_duration(resolution)
                     .ok_or_else(|| format!("invalid tier resolution {resolution:?}"))?;
-                tiers.push(Tier { resolution: r, retention: keep });
+                tiers.push(Tier {
+                    resolution: r,
+                    retention: keep,
+                });
             }
         }
     }
@@ -114,7 +121,11 @@ pub fn format_retention(r: &Retention) -> String {
     let keep = |d: Option<Duration>| d.map_or_else(|| "inf".to_string(), format_duration);
     let mut parts = vec![format!("raw={}", keep(r.raw))];
     for t in &r.tiers {
-        parts.push(format!("{}={}", format_duration(t.resolution), keep(t.retention)));
+        parts.push(format!(
+            "{}={}",
+            format_duration(t.resolution),
+            keep(t.retention)
+        ));
     }
     parts.join(";")
 }
@@ -122,7 +133,13 @@ pub fn format_retention(r: &Retention) -> String {
 /// A duration in its largest exact unit (`3y`, `90d`, `1h`, `30s`, `250ms`; a year is 365 days).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, size) in [("y", 365 * 86_400_000u128), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+    for (unit, size) in [
+        ("y", 365 * 86_400_000u128),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
         if ms >= size && ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }
@@ -131,7 +148,11 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 pub(crate) fn retention_from_manifest(m: &Manifest) -> Option<Retention> {
-    let text = m.options.iter().find(|(k, _)| k == RETENTION_OPTION).map(|(_, v)| v.as_str())?;
+    let text = m
+        .options
+        .iter()
+        .find(|(k, _)| k == RETENTION_OPTION)
+        .map(|(_, v)| v.as_str())?;
     parse_retention(text).ok()
 }
 
@@ -172,7 +193,8 @@ impl Throttle {
         if self.cpu_percent < 100 {
             // Work for w, rest for w * (100 - p) / p: busy p % of the time.
             let worked = self.working_since.elapsed();
-            let rest = worked.mul_f64(f64::from(100 - self.cpu_percent) / f64::from(self.cpu_percent));
+            let rest =
+                worked.mul_f64(f64::from(100 - self.cpu_percent) / f64::from(self.cpu_percent));
             pause = pause.max(rest);
         }
         if !pause.is_zero() {
@@ -195,7 +217,9 @@ impl Database {
         let _flushing = self.flush_lock.lock();
         let mut manifest = self.manifest.lock().clone();
         manifest.options.retain(|(k, _)| k != RETENTION_OPTION);
-        manifest.options.push((RETENTION_OPTION.into(), format_retention(&retention)));
+        manifest
+            .options
+            .push((RETENTION_OPTION.into(), format_retention(&retention)));
         self.store_manifest(&mut manifest)?;
         *self.manifest.lock() = manifest;
         *self.retention.write() = retention;
@@ -223,22 +247,37 @@ impl Database {
     fn blocks_needing_work(&self, force: bool) -> Vec<i64> {
         let now = self.options.clock.now_ns();
         let delay = ns(self.options.compaction.delay);
-        let tiers: Vec<i64> = self.retention.read().tiers.iter().map(|t| ns(t.resolution)).collect();
+        let tiers: Vec<i64> = self
+            .retention
+            .read()
+            .tiers
+            .iter()
+            .map(|t| ns(t.resolution))
+            .collect();
         let manifest = self.manifest.lock();
         let published = self.published.read();
         let mut blocks: BTreeMap<i64, (Vec<&SegmentMeta>, Vec<&SegmentMeta>)> = BTreeMap::new();
         for s in &manifest.segments {
             let entry = blocks.entry(s.block_start).or_default();
-            if s.resolution == 0 { entry.0.push(s) } else { entry.1.push(s) }
+            if s.resolution == 0 {
+                entry.0.push(s)
+            } else {
+                entry.1.push(s)
+            }
         }
         let dead = &manifest.dead_columns;
         let mut out = Vec::new();
         for (block, (raw, rollups)) in &blocks {
-            let block_end = raw.first().or(rollups.first()).map_or(*block, |s| s.block_end);
+            let block_end = raw
+                .first()
+                .or(rollups.first())
+                .map_or(*block, |s| s.block_end);
             let cold = force || now >= block_end.saturating_add(delay);
             let max_recency = raw.iter().map(|s| s.recency).max().unwrap_or(0);
             let rollups_fresh = tiers.iter().all(|r| {
-                rollups.iter().any(|s| s.resolution == *r && s.built_from >= max_recency)
+                rollups
+                    .iter()
+                    .any(|s| s.resolution == *r && s.built_from >= max_recency)
             });
             let tombstoned = manifest
                 .tombstones
@@ -247,7 +286,8 @@ impl Database {
             let holds_dead = !dead.is_empty()
                 && published.segments.iter().any(|seg| {
                     seg.meta.block_start == *block
-                        && (0..seg.n_entries()).any(|i| seg.entry_at(i).is_some_and(|e| dead.contains(e.column)))
+                        && (0..seg.n_entries())
+                            .any(|i| seg.entry_at(i).is_some_and(|e| dead.contains(e.column)))
                 });
             let needs = raw.len() >= self.options.compaction.max_segments_per_block
                 || (cold && (raw.len() >= 2 || (!raw.is_empty() && !rollups_fresh)))
@@ -262,7 +302,9 @@ impl Database {
 
     /// Compacts the oldest block that needs it. `force` ignores `compaction.delay`.
     pub fn compact_next(&self, force: bool) -> Result<Option<CompactionRecord>> {
-        let Some(block) = self.blocks_needing_work(force).first().copied() else { return Ok(None) };
+        let Some(block) = self.blocks_needing_work(force).first().copied() else {
+            return Ok(None);
+        };
         self.compact_block(block).map(Some)
     }
 
@@ -270,7 +312,11 @@ impl Database {
     pub fn compact_all(&self) -> Result<Vec<CompactionRecord>> {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
-        while let Some(block) = self.blocks_needing_work(true).into_iter().find(|b| !seen.contains(b)) {
+        while let Some(block) = self
+            .blocks_needing_work(true)
+            .into_iter()
+            .find(|b| !seen.contains(b))
+        {
             seen.insert(block);
             out.push(self.compact_block(block)?);
         }
@@ -285,8 +331,12 @@ impl Database {
         let result = self.compact_block_locked(block_start, started);
         let record = match result {
             Ok(record) => {
-                self.compaction_counters.compactions.fetch_add(1, Ordering::Relaxed);
-                self.compaction_counters.bytes_written.fetch_add(record.bytes_out, Ordering::Relaxed);
+                self.compaction_counters
+                    .compactions
+                    .fetch_add(1, Ordering::Relaxed);
+                self.compaction_counters
+                    .bytes_written
+                    .fetch_add(record.bytes_out, Ordering::Relaxed);
                 tracing::info!(
                     database = %self.name,
                     block_start,
@@ -301,7 +351,9 @@ impl Database {
                 record
             }
             Err(e) => {
-                self.compaction_counters.failures.fetch_add(1, Ordering::Relaxed);
+                self.compaction_counters
+                    .failures
+                    .fetch_add(1, Ordering::Relaxed);
                 let record = CompactionRecord {
                     finished_ns: self.options.clock.now_ns(),
                     block_start,
@@ -346,11 +398,23 @@ impl Database {
                 .filter(|s| s.meta.resolution != 0 && s.meta.block_start == block_start)
                 .cloned()
                 .collect();
-            (raw, rollups, manifest.tombstones.clone(), manifest.dead_columns.clone(), manifest.next_tombstone.saturating_sub(1))
+            (
+                raw,
+                rollups,
+                manifest.tombstones.clone(),
+                manifest.dead_columns.clone(),
+                manifest.next_tombstone.saturating_sub(1),
+            )
         };
         let block = self.options.block_duration_ns();
         let block_end = block_start.saturating_add(block);
-        let tiers: Vec<i64> = self.retention.read().tiers.iter().map(|t| ns(t.resolution)).collect();
+        let tiers: Vec<i64> = self
+            .retention
+            .read()
+            .tiers
+            .iter()
+            .map(|t| ns(t.resolution))
+            .collect();
         let mut throttle = Throttle::new(&self.options.compaction);
         let mut raw_out: Vec<(u32, Vec<Vec<u8>>)> = Vec::new();
         let mut tier_out: Vec<Vec<(u32, Vec<Vec<u8>>)>> = vec![Vec::new(); tiers.len()];
@@ -373,12 +437,17 @@ impl Database {
                 if dead.contains(column) {
                     continue;
                 }
-                let Some((ts, values)) = merge_column(&raw_inputs, column, &tombstones)? else { continue };
+                let Some((ts, values)) = merge_column(&raw_inputs, column, &tombstones)? else {
+                    continue;
+                };
                 points += ts.len() as u64;
                 let mut chunks = Vec::new();
                 let mut start = 0;
                 while start < ts.len() {
-                    let span_end = ts[start].div_euclid(options.chunk_span).saturating_mul(options.chunk_span).saturating_add(options.chunk_span);
+                    let span_end = ts[start]
+                        .div_euclid(options.chunk_span)
+                        .saturating_mul(options.chunk_span)
+                        .saturating_add(options.chunk_span);
                     let mut end = start + ts[start..].partition_point(|t| *t < span_end);
                     end = end.min(start + options.max_chunk_points);
                     let mut part = values.clone();
@@ -408,14 +477,22 @@ impl Database {
         } else {
             // Raw data has expired: rewrite the rollups alone, dropping dead columns and the
             // rows that deletions cover whole.
-            recency = rollup_inputs.iter().map(|s| s.meta.recency).max().unwrap_or(0);
+            recency = rollup_inputs
+                .iter()
+                .map(|s| s.meta.recency)
+                .max()
+                .unwrap_or(0);
             tier_out = vec![Vec::new(); tiers.len()];
             replaced_rollups.clear();
             for rollup in &rollup_inputs {
-                let Some(k) = tiers.iter().position(|r| *r == rollup.meta.resolution) else { continue };
+                let Some(k) = tiers.iter().position(|r| *r == rollup.meta.resolution) else {
+                    continue;
+                };
                 replaced_rollups.push(rollup.clone());
                 for i in 0..rollup.n_entries() {
-                    let Some(entry) = rollup.entry_at(i) else { continue };
+                    let Some(entry) = rollup.entry_at(i) else {
+                        continue;
+                    };
                     if dead.contains(entry.column) {
                         continue;
                     }
@@ -432,9 +509,15 @@ impl Database {
                     })?;
                     let Some(mut rows) = rows else { continue };
                     let resolution = rollup.meta.resolution;
-                    for t in tombstones.iter().filter(|t| t.applies_to(&rollup.meta) && t.columns.contains(entry.column)) {
+                    for t in tombstones
+                        .iter()
+                        .filter(|t| t.applies_to(&rollup.meta) && t.columns.contains(entry.column))
+                    {
                         let keep: Vec<usize> = (0..rows.len())
-                            .filter(|&r| !(rows.times[r] >= t.min_time && rows.times[r].saturating_add(resolution - 1) <= t.max_time))
+                            .filter(|&r| {
+                                !(rows.times[r] >= t.min_time
+                                    && rows.times[r].saturating_add(resolution - 1) <= t.max_time)
+                            })
                             .collect();
                         rows = select_rows(&rows, &keep);
                     }
@@ -453,7 +536,10 @@ impl Database {
             let seq = self.allocate_file_seq();
             let refs: Vec<ColumnChunks<'_>> = raw_out
                 .iter()
-                .map(|(c, chunks)| ColumnChunks { column: *c, chunks: chunks.iter().map(Vec::as_slice).collect() })
+                .map(|(c, chunks)| ColumnChunks {
+                    column: *c,
+                    chunks: chunks.iter().map(Vec::as_slice).collect(),
+                })
                 .collect();
             let mut meta = segment::write_segment(&self.dir, seq, block_start, block_end, &refs)?;
             meta.recency = recency;
@@ -468,7 +554,10 @@ impl Database {
             let seq = self.allocate_file_seq();
             let refs: Vec<ColumnChunks<'_>> = columns
                 .iter()
-                .map(|(c, chunks)| ColumnChunks { column: *c, chunks: chunks.iter().map(Vec::as_slice).collect() })
+                .map(|(c, chunks)| ColumnChunks {
+                    column: *c,
+                    chunks: chunks.iter().map(Vec::as_slice).collect(),
+                })
                 .collect();
             let mut meta = segment::write_segment(&self.dir, seq, block_start, block_end, &refs)?;
             meta.resolution = tiers[k];
@@ -478,11 +567,20 @@ impl Database {
             bytes_out += meta.size;
             outputs.push(meta);
         }
-        if tombstones.iter().any(|t| raw_inputs.iter().chain(rollup_inputs.iter()).any(|s| t.applies_to(&s.meta))) {
+        if tombstones.iter().any(|t| {
+            raw_inputs
+                .iter()
+                .chain(rollup_inputs.iter())
+                .any(|s| t.applies_to(&s.meta))
+        }) {
             // Deleted points may have left columns empty: the next retention pass looks.
             self.forget_check.store(true, Ordering::SeqCst);
         }
-        let inputs: Vec<Arc<Segment>> = raw_inputs.iter().chain(replaced_rollups.iter()).cloned().collect();
+        let inputs: Vec<Arc<Segment>> = raw_inputs
+            .iter()
+            .chain(replaced_rollups.iter())
+            .cloned()
+            .collect();
         let bytes_in: u64 = inputs.iter().map(|s| s.meta.size).sum();
         self.commit(&inputs, &outputs)?;
         Ok(CompactionRecord {
@@ -504,22 +602,31 @@ impl Database {
     fn commit(&self, inputs: &[Arc<Segment>], outputs: &[SegmentMeta]) -> Result<()> {
         let mut opened = Vec::new();
         for meta in outputs {
-            opened.push(Arc::new(Segment::open(&self.dir.join(&meta.file_name), meta.clone())?));
+            opened.push(Arc::new(Segment::open(
+                &self.dir.join(&meta.file_name),
+                meta.clone(),
+            )?));
         }
         let removed: BTreeSet<&str> = inputs.iter().map(|s| s.meta.file_name.as_str()).collect();
         {
             let _flushing = self.flush_lock.lock();
             let mut manifest = self.manifest.lock().clone();
-            manifest.segments.retain(|s| !removed.contains(s.file_name.as_str()));
+            manifest
+                .segments
+                .retain(|s| !removed.contains(s.file_name.as_str()));
             manifest.segments.extend(outputs.iter().cloned());
             // A tombstone is done once no segment it applies to remains.
             let segments = &manifest.segments;
-            manifest.tombstones.retain(|t| segments.iter().any(|s| t.applies_to(s)));
+            manifest
+                .tombstones
+                .retain(|t| segments.iter().any(|s| t.applies_to(s)));
             self.store_manifest(&mut manifest)?;
             let tombstones = Arc::new(manifest.tombstones.clone());
             *self.manifest.lock() = manifest;
             let mut published = self.published.write();
-            published.segments.retain(|s| !removed.contains(s.meta.file_name.as_str()));
+            published
+                .segments
+                .retain(|s| !removed.contains(s.meta.file_name.as_str()));
             published.segments.extend(opened);
             published.segments.sort_by_key(|s| s.meta.recency);
             published.tombstones = tombstones;
@@ -537,29 +644,59 @@ impl Database {
         let _compacting = self.compaction_lock.lock();
         let now = self.options.clock.now_ns();
         let retention = self.retention.read().clone();
-        let tiers: Vec<(i64, Option<i64>)> = retention.tiers.iter().map(|t| (ns(t.resolution), t.retention.map(ns))).collect();
+        let tiers: Vec<(i64, Option<i64>)> = retention
+            .tiers
+            .iter()
+            .map(|t| (ns(t.resolution), t.retention.map(ns)))
+            .collect();
         let raw_cutoff = retention.raw.map(|d| now.saturating_sub(ns(d)));
         let mut report = RetentionReport::default();
+        // A block still partly in memory (a late write, a chunk not flushed yet) waits for its
+        // flush: removing its files now and flushing the rest later would keep part of what
+        // was written together. The head is read first (a flush takes the head's lock, then
+        // the published state's); data frozen since is seen in `published.frozen`.
+        let head_min_time = self.head.read().min_time();
         let expired: Vec<Arc<Segment>> = {
             let published = self.published.read();
+            let in_memory_from = published
+                .frozen
+                .iter()
+                .filter_map(|f| f.min_time())
+                .chain(head_min_time)
+                .min()
+                .unwrap_or(i64::MAX);
             let mut by_block: BTreeMap<i64, Vec<&Arc<Segment>>> = BTreeMap::new();
             for s in &published.segments {
                 by_block.entry(s.meta.block_start).or_default().push(s);
             }
             let mut out = Vec::new();
             for segments in by_block.values() {
-                let max_raw = segments.iter().filter(|s| s.meta.resolution == 0).map(|s| s.meta.recency).max().unwrap_or(0);
+                let max_raw = segments
+                    .iter()
+                    .filter(|s| s.meta.resolution == 0)
+                    .map(|s| s.meta.recency)
+                    .max()
+                    .unwrap_or(0);
                 let rolled_up = tiers.iter().all(|(r, _)| {
-                    segments.iter().any(|s| s.meta.resolution == *r && s.meta.built_from >= max_raw)
+                    segments
+                        .iter()
+                        .any(|s| s.meta.resolution == *r && s.meta.built_from >= max_raw)
                 });
+                let in_memory = segments
+                    .first()
+                    .is_some_and(|s| s.meta.block_end > in_memory_from);
                 for s in segments {
-                    let expired = if s.meta.resolution == 0 {
+                    let expired = if in_memory {
+                        false
+                    } else if s.meta.resolution == 0 {
                         // Raw data goes once its rollups hold what it held.
                         raw_cutoff.is_some_and(|c| s.meta.block_end <= c) && rolled_up
                     } else {
                         match tiers.iter().find(|(r, _)| *r == s.meta.resolution) {
                             None => true,
-                            Some((_, keep)) => keep.is_some_and(|k| s.meta.block_end <= now.saturating_sub(k)),
+                            Some((_, keep)) => {
+                                keep.is_some_and(|k| s.meta.block_end <= now.saturating_sub(k))
+                            }
                         }
                     };
                     if expired {
@@ -585,9 +722,14 @@ impl Database {
         // write is still in flight is never forgotten.
         let live_after: RoaringBitmap = {
             let published = self.published.read();
-            let removed: BTreeSet<&str> = expired.iter().map(|s| s.meta.file_name.as_str()).collect();
+            let removed: BTreeSet<&str> =
+                expired.iter().map(|s| s.meta.file_name.as_str()).collect();
             let mut live = RoaringBitmap::new();
-            for s in published.segments.iter().filter(|s| !removed.contains(s.meta.file_name.as_str())) {
+            for s in published
+                .segments
+                .iter()
+                .filter(|s| !removed.contains(s.meta.file_name.as_str()))
+            {
                 for i in 0..s.n_entries() {
                     if let Some(e) = s.entry_at(i) {
                         live.insert(e.column);
@@ -618,17 +760,24 @@ impl Database {
         {
             let _flushing = self.flush_lock.lock();
             let mut manifest = self.manifest.lock().clone();
-            let removed: BTreeSet<&str> = expired.iter().map(|s| s.meta.file_name.as_str()).collect();
-            manifest.segments.retain(|s| !removed.contains(s.file_name.as_str()));
+            let removed: BTreeSet<&str> =
+                expired.iter().map(|s| s.meta.file_name.as_str()).collect();
+            manifest
+                .segments
+                .retain(|s| !removed.contains(s.file_name.as_str()));
             manifest.dead_columns |= &newly_dead;
             manifest.dead_series |= &forgotten;
             let segments = &manifest.segments;
-            manifest.tombstones.retain(|t| segments.iter().any(|s| t.applies_to(s)));
+            manifest
+                .tombstones
+                .retain(|t| segments.iter().any(|s| t.applies_to(s)));
             self.store_manifest(&mut manifest)?;
             let tombstones = Arc::new(manifest.tombstones.clone());
             *self.manifest.lock() = manifest;
             let mut published = self.published.write();
-            published.segments.retain(|s| !removed.contains(s.meta.file_name.as_str()));
+            published
+                .segments
+                .retain(|s| !removed.contains(s.meta.file_name.as_str()));
             published.tombstones = tombstones;
         }
         for s in &expired {
@@ -637,8 +786,10 @@ impl Database {
             }
         }
         let c = &self.compaction_counters;
-        c.segments_expired.fetch_add(expired.len() as u64, Ordering::Relaxed);
-        c.bytes_expired.fetch_add(report.bytes_freed, Ordering::Relaxed);
+        c.segments_expired
+            .fetch_add(expired.len() as u64, Ordering::Relaxed);
+        c.bytes_expired
+            .fetch_add(report.bytes_freed, Ordering::Relaxed);
         if !expired.is_empty() || !newly_dead.is_empty() {
             tracing::info!(
                 database = %self.name,
@@ -681,7 +832,10 @@ impl Database {
                 columns.insert(c.id);
             }
         }
-        let report = DeleteReport { columns: columns.len(), dropped: min_time == i64::MIN && max_time == i64::MAX };
+        let report = DeleteReport {
+            columns: columns.len(),
+            dropped: min_time == i64::MIN && max_time == i64::MAX,
+        };
         if columns.is_empty() {
             return Ok(report);
         }
@@ -699,7 +853,13 @@ impl Database {
             manifest.next_tombstone = id + 1;
             // Every segment written so far has a lower number than this one.
             let boundary = self.allocate_file_seq();
-            manifest.tombstones.push(Tombstone { id, boundary, min_time, max_time, columns });
+            manifest.tombstones.push(Tombstone {
+                id,
+                boundary,
+                min_time,
+                max_time,
+                columns,
+            });
         }
         self.store_manifest(&mut manifest)?;
         let tombstones = Arc::new(manifest.tombstones.clone());
@@ -783,7 +943,9 @@ fn merge_column(
     let mut runs: Vec<(Vec<i64>, ColumnValues)> = Vec::new();
     let mut field_type = FieldType::Float;
     for segment in segments {
-        let Some(entry) = segment.find(column) else { continue };
+        let Some(entry) = segment.find(column) else {
+            continue;
+        };
         let masks: Vec<(i64, i64)> = tombstones
             .iter()
             .filter(|t| t.applies_to(&segment.meta) && t.columns.contains(column))
@@ -793,11 +955,13 @@ fn merge_column(
             field_type = header.value_type;
             let mut ts = Vec::new();
             let mut values = ColumnValues::new(header.value_type);
-            decode_chunk(bytes, &mut ts, &mut values)
-                .map_err(|e| EngineError::corrupt(&segment.path, offset + e.offset as u64, e.reason))?;
+            decode_chunk(bytes, &mut ts, &mut values).map_err(|e| {
+                EngineError::corrupt(&segment.path, offset + e.offset as u64, e.reason)
+            })?;
             if !masks.is_empty() {
-                let keep: Vec<usize> =
-                    (0..ts.len()).filter(|&i| !masks.iter().any(|(lo, hi)| ts[i] >= *lo && ts[i] <= *hi)).collect();
+                let keep: Vec<usize> = (0..ts.len())
+                    .filter(|&i| !masks.iter().any(|(lo, hi)| ts[i] >= *lo && ts[i] <= *hi))
+                    .collect();
                 let mut kept_values = ColumnValues::new(header.value_type);
                 for &i in &keep {
                     kept_values.push_from(&values, i);

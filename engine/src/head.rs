@@ -228,6 +228,15 @@ pub(crate) struct FrozenHead {
 }
 
 impl FrozenHead {
+    /// The earliest timestamp it holds.
+    pub(crate) fn min_time(&self) -> Option<i64> {
+        self.columns
+            .iter()
+            .flat_map(|(_, chunks)| chunks.iter())
+            .map(|c| c.header.stats.min_time)
+            .min()
+    }
+
     pub(crate) fn chunks(&self, column: u32) -> &[Arc<EncodedChunk>] {
         match self.columns.binary_search_by_key(&column, |(c, _)| *c) {
             Ok(i) => &self.columns[i].1,
@@ -386,6 +395,24 @@ impl Head {
             columns: frozen,
             bytes,
         }
+    }
+
+    /// The earliest timestamp held in memory, in any column.
+    pub(crate) fn min_time(&self) -> Option<i64> {
+        let mut min: Option<i64> = None;
+        let mut see = |t: i64| min = Some(min.map_or(t, |m| m.min(t)));
+        for column in self.columns.iter().flatten() {
+            if let Some(stats) = column.open.as_ref().and_then(|o| o.stats.get()) {
+                see(stats.min_time);
+            }
+            for chunk in &column.sealed {
+                see(chunk.header.stats.min_time);
+            }
+            for (t, _) in &column.out_of_order {
+                see(*t);
+            }
+        }
+        min
     }
 
     /// Columns with any data in the head.

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{c, float_point, read_column};
 use tally_engine::{
-    Clock, ColumnValues, CompactionOptions, Engine, EngineError, EngineOptions, FieldType, FieldValue,
-    FsyncPolicy, PointBatch, Retention, TagFilter, Tier, WriteError,
+    Clock, ColumnValues, CompactionOptions, Engine, EngineError, EngineOptions, FieldType,
+    FieldValue, FsyncPolicy, PointBatch, Retention, TagFilter, Tier, WriteError,
 };
 
 const HOUR: i64 = 3_600_000_000_000;
@@ -23,22 +23,45 @@ fn options(clock: &Clock) -> EngineOptions {
         fsync: FsyncPolicy::Never,
         clock: clock.clone(),
         // Tests drive compaction themselves.
-        compaction: CompactionOptions { enabled: false, delay: Duration::from_secs(600), ..CompactionOptions::default() },
+        compaction: CompactionOptions {
+            enabled: false,
+            delay: Duration::from_secs(600),
+            ..CompactionOptions::default()
+        },
         ..EngineOptions::default()
     }
 }
 
-fn write_minutely(db: &tally_engine::Database, host: &str, from: i64, minutes: i64, value: impl Fn(i64) -> f64) {
+fn write_minutely(
+    db: &tally_engine::Database,
+    host: &str,
+    from: i64,
+    minutes: i64,
+    value: impl Fn(i64) -> f64,
+) {
     let mut batch = PointBatch::new();
     for i in 0..minutes {
         float_point(&mut batch, host, from + i * 60_000_000_000, value(i));
     }
     let summary = db.write(&batch).unwrap();
-    assert!(summary.rejected.is_empty(), "{:?}", summary.rejected.first());
+    assert!(
+        summary.rejected.is_empty(),
+        "{:?}",
+        summary.rejected.first()
+    );
 }
 
 fn segment_files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir.join("dbs/db")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tseg")).count()
+    std::fs::read_dir(dir.join("dbs/db"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tseg")
+        })
+        .count()
 }
 
 #[test]
@@ -86,9 +109,14 @@ fn compaction_merges_a_blocks_segments_and_builds_its_rollups() {
             rollup_sum += s.iter().sum::<f64>();
         }
     }
-    assert!((raw_sum - rollup_sum).abs() < 1e-6, "{raw_sum} vs {rollup_sum}");
+    assert!(
+        (raw_sum - rollup_sum).abs() < 1e-6,
+        "{raw_sum} vs {rollup_sum}"
+    );
     // A range cutting an hour in two reads that block's raw data instead.
-    let view = db.read_tiered(&[col], T0 + HOUR / 2, T0 + 2 * DAY - 1, HOUR).unwrap();
+    let view = db
+        .read_tiered(&[col], T0 + HOUR / 2, T0 + 2 * DAY - 1, HOUR)
+        .unwrap();
     assert_eq!(view.tier_use().raw_blocks, 1);
     assert_eq!(view.tier_use().rollup_blocks, 1);
 
@@ -96,10 +124,16 @@ fn compaction_merges_a_blocks_segments_and_builds_its_rollups() {
     write_minutely(&db, "a", T0 + 5, 1, |_| 99.0);
     db.flush(true).unwrap();
     let view = db.read_tiered(&[col], T0, T0 + 2 * DAY - 1, HOUR).unwrap();
-    assert_eq!((view.tier_use().raw_blocks, view.tier_use().rollup_blocks), (1, 1));
+    assert_eq!(
+        (view.tier_use().raw_blocks, view.tier_use().rollup_blocks),
+        (1, 1)
+    );
     db.compact_all().unwrap();
     let view = db.read_tiered(&[col], T0, T0 + 2 * DAY - 1, HOUR).unwrap();
-    assert_eq!((view.tier_use().raw_blocks, view.tier_use().rollup_blocks), (0, 2));
+    assert_eq!(
+        (view.tier_use().raw_blocks, view.tier_use().rollup_blocks),
+        (0, 2)
+    );
     assert_eq!(read_column(&db, "cpu", "a", "v").len(), 2881);
 }
 
@@ -110,7 +144,10 @@ fn retention_removes_expired_blocks_whole_and_the_catalog_forgets_empty_series()
     let mut opts = options(&clock);
     opts.retention = Retention {
         raw: Some(Duration::from_secs(86_400)),
-        tiers: vec![Tier { resolution: Duration::from_secs(3600), retention: Some(Duration::from_secs(10 * 86_400)) }],
+        tiers: vec![Tier {
+            resolution: Duration::from_secs(3600),
+            retention: Some(Duration::from_secs(10 * 86_400)),
+        }],
     };
     let engine = Engine::open(dir.path(), opts.clone()).unwrap();
     let db = engine.create_database("db").unwrap();
@@ -131,20 +168,39 @@ fn retention_removes_expired_blocks_whole_and_the_catalog_forgets_empty_series()
     // The 1h tier still answers for the three days.
     let col = db.select("cpu", Some("v"), &TagFilter::equal("host", "a"))[0].id;
     let view = db.read_tiered(&[col], T0, T0 + 3 * DAY - 1, HOUR).unwrap();
-    let rows: u64 = view.rollup_rows(col).unwrap().iter().map(|(_, r)| r.len() as u64).sum();
-    assert_eq!(rows, 72, "the two expired days and the kept one, all from hourly rollups");
-    assert_eq!((view.tier_use().rollup_blocks, view.tier_use().raw_blocks), (3, 0));
+    let rows: u64 = view
+        .rollup_rows(col)
+        .unwrap()
+        .iter()
+        .map(|(_, r)| r.len() as u64)
+        .sum();
+    assert_eq!(
+        rows, 72,
+        "the two expired days and the kept one, all from hourly rollups"
+    );
+    assert_eq!(
+        (view.tier_use().rollup_blocks, view.tier_use().raw_blocks),
+        (3, 0)
+    );
     // Writes older than the raw retention are refused, with the retention in the message.
     let mut batch = PointBatch::new();
     float_point(&mut batch, "a", T0, 1.0);
     let summary = db.write(&batch).unwrap();
-    assert!(matches!(&summary.rejected[0].error, WriteError::BeyondRetention { retention, .. } if retention == "1d"), "{:?}", summary.rejected);
+    assert!(
+        matches!(&summary.rejected[0].error, WriteError::BeyondRetention { retention, .. } if retention == "1d"),
+        "{:?}",
+        summary.rejected
+    );
     // Eleven days on, the tier has expired too and host "gone" has no data anywhere.
     clock.advance(Duration::from_secs(11 * 86_400));
     db.apply_retention().unwrap();
     db.apply_retention().unwrap();
     assert!(read_column(&db, "cpu", "gone", "v").is_empty());
-    assert!(db.select("cpu", None, &TagFilter::equal("host", "gone")).is_empty(), "the catalog still lists the expired series");
+    assert!(
+        db.select("cpu", None, &TagFilter::equal("host", "gone"))
+            .is_empty(),
+        "the catalog still lists the expired series"
+    );
     assert!(db.tag_values("cpu", "host", &TagFilter::All).is_empty());
     // The forgetting survives a restart, and the key can be written again as a new series.
     drop(db);
@@ -153,7 +209,10 @@ fn retention_removes_expired_blocks_whole_and_the_catalog_forgets_empty_series()
     let db = engine.database("db").unwrap();
     assert!(db.tag_values("cpu", "host", &TagFilter::All).is_empty());
     write_minutely(&db, "gone", T0 + 14 * DAY, 1, |_| 5.0);
-    assert_eq!(read_column(&db, "cpu", "gone", "v"), vec![(T0 + 14 * DAY, FieldValue::Float(5.0))]);
+    assert_eq!(
+        read_column(&db, "cpu", "gone", "v"),
+        vec![(T0 + 14 * DAY, FieldValue::Float(5.0))]
+    );
 }
 
 #[test]
@@ -168,7 +227,14 @@ fn delete_hides_points_at_once_compaction_removes_them_and_later_writes_survive(
     // Half in a segment, half still in the head.
     db.flush(true).unwrap();
     write_minutely(&db, "a", T0 + 120 * 60_000_000_000, 60, |i| i as f64);
-    let report = db.delete(Some("cpu"), &TagFilter::equal("host", "a"), T0 + 30 * 60_000_000_000, T0 + 150 * 60_000_000_000 - 1).unwrap();
+    let report = db
+        .delete(
+            Some("cpu"),
+            &TagFilter::equal("host", "a"),
+            T0 + 30 * 60_000_000_000,
+            T0 + 150 * 60_000_000_000 - 1,
+        )
+        .unwrap();
     assert_eq!(report.columns, 1);
     assert!(!report.dropped);
     assert_eq!(read_column(&db, "cpu", "a", "v").len(), 180 - 120);
@@ -192,7 +258,10 @@ fn delete_hides_points_at_once_compaction_removes_them_and_later_writes_survive(
     drop(engine);
     // The tombstone was applied and dropped: a restart without it gives the same answer.
     let engine = Engine::open(dir.path(), opts).unwrap();
-    assert_eq!(read_column(&engine.database("db").unwrap(), "cpu", "a", "v").len(), 61);
+    assert_eq!(
+        read_column(&engine.database("db").unwrap(), "cpu", "a", "v").len(),
+        61
+    );
     assert!(!manifest.is_empty());
 }
 
@@ -205,26 +274,46 @@ fn dropping_series_forgets_them_at_once_and_the_key_can_come_back() {
     let db = engine.create_database("db").unwrap();
     write_minutely(&db, "a", T0, 10, |i| i as f64);
     let mut batch = PointBatch::new();
-    batch.push("mem", [(c("host"), c("a"))], [(c("used"), FieldValue::Integer(1))], T0).unwrap();
+    batch
+        .push(
+            "mem",
+            [(c("host"), c("a"))],
+            [(c("used"), FieldValue::Integer(1))],
+            T0,
+        )
+        .unwrap();
     db.write(&batch).unwrap();
-    let report = db.delete(Some("cpu"), &TagFilter::All, i64::MIN, i64::MAX).unwrap();
+    let report = db
+        .delete(Some("cpu"), &TagFilter::All, i64::MIN, i64::MAX)
+        .unwrap();
     assert!(report.dropped);
     assert_eq!(db.measurements(), vec!["mem"]);
     assert!(read_column(&db, "cpu", "a", "v").is_empty());
     // The same key again is a new series; the field may even change type now.
     let mut batch = PointBatch::new();
     batch
-        .push("cpu", [(Cow::Borrowed("host"), Cow::Borrowed("a"))], [(Cow::Borrowed("v"), FieldValue::Integer(3))], T0 + DAY)
+        .push(
+            "cpu",
+            [(Cow::Borrowed("host"), Cow::Borrowed("a"))],
+            [(Cow::Borrowed("v"), FieldValue::Integer(3))],
+            T0 + DAY,
+        )
         .unwrap();
     assert!(db.write(&batch).unwrap().rejected.is_empty());
-    assert_eq!(db.field_keys("cpu"), vec![("v".to_string(), FieldType::Integer)]);
+    assert_eq!(
+        db.field_keys("cpu"),
+        vec![("v".to_string(), FieldType::Integer)]
+    );
     db.flush(true).unwrap();
     db.compact_all().unwrap();
     drop(db);
     drop(engine);
     let engine = Engine::open(dir.path(), opts).unwrap();
     let db = engine.database("db").unwrap();
-    assert_eq!(read_column(&db, "cpu", "a", "v"), vec![(T0 + DAY, FieldValue::Integer(3))]);
+    assert_eq!(
+        read_column(&db, "cpu", "a", "v"),
+        vec![(T0 + DAY, FieldValue::Integer(3))]
+    );
     assert_eq!(db.series("cpu", &TagFilter::All).len(), 1);
 }
 
@@ -261,10 +350,21 @@ fn a_full_disk_refuses_writes_without_damage_and_recovers() {
     std::fs::write(&filler, vec![0u8; 2 << 20]).unwrap();
     let mut acknowledged = 0i64;
     let mut refused = None;
-    for round in 0..200 {
+    // Values that do not compress, so flushes that shrink the WAL into segments still fill
+    // the file system: the floor is reached whatever the flush timing.
+    let mut noise = 0x9e37_79b9_7f4a_7c15u64;
+    for round in 0..4000 {
         let mut batch = PointBatch::new();
         for i in 0..500 {
-            float_point(&mut batch, "a", T0 + (round * 500 + i) * 1_000_000_000, 1.0);
+            noise ^= noise << 13;
+            noise ^= noise >> 7;
+            noise ^= noise << 17;
+            float_point(
+                &mut batch,
+                "a",
+                T0 + (round * 500 + i) * 1_000_000_000,
+                (noise >> 11) as f64,
+            );
         }
         match db.write(&batch) {
             Ok(_) => acknowledged += 500,
@@ -277,7 +377,13 @@ fn a_full_disk_refuses_writes_without_damage_and_recovers() {
     }
     let error = refused.expect("the writes never hit the free-space floor");
     assert!(error.is_disk_full(), "{error}");
-    assert!(matches!(error, EngineError::DiskSpaceLow { .. } | EngineError::Io { .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            EngineError::DiskSpaceLow { .. } | EngineError::Io { .. }
+        ),
+        "{error}"
+    );
     // Space returns: writes resume by themselves (the check runs at most once a second).
     std::fs::remove_file(&filler).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
@@ -288,5 +394,8 @@ fn a_full_disk_refuses_writes_without_damage_and_recovers() {
     drop(db);
     drop(engine);
     let engine = Engine::open(&data, opts).unwrap();
-    assert_eq!(read_column(&engine.database("db").unwrap(), "cpu", "a", "v").len() as i64, acknowledged);
+    assert_eq!(
+        read_column(&engine.database("db").unwrap(), "cpu", "a", "v").len() as i64,
+        acknowledged
+    );
 }
