@@ -142,14 +142,24 @@ fn decode_with<T: Clone>(
     let mut previous = reader.read_wide(64) as i64;
     *first_slot = map(previous);
     let mut delta = 0i64;
-    for slot in slots {
+    let mut k = 0;
+    while k < slots.len() {
         reader.refill();
+        // A run of '0' bits is a run of unchanged deltas (regular timestamps, flat values):
+        // take up to the 56 bits a refill guarantees at once.
+        let zeros = reader.peek().leading_zeros().min(56) as usize;
+        if zeros > 0 {
+            let run = zeros.min(slots.len() - k);
+            reader.consume(run as u32);
+            for slot in &mut slots[k..k + run] {
+                previous = previous.wrapping_add(delta);
+                *slot = map(previous);
+            }
+            k += run;
+            continue;
+        }
         let leading_ones = (!reader.peek()).leading_zeros();
         let dod = match leading_ones {
-            0 => {
-                reader.consume(1);
-                0
-            }
             1..=3 => {
                 reader.consume(leading_ones + 1);
                 let width = buckets.widths[leading_ones as usize - 1];
@@ -162,7 +172,8 @@ fn decode_with<T: Clone>(
         };
         delta = delta.wrapping_add(dod);
         previous = previous.wrapping_add(delta);
-        *slot = map(previous);
+        slots[k] = map(previous);
+        k += 1;
     }
     if reader.overran() {
         return Err(CodecError::new(
@@ -259,6 +270,40 @@ mod tests {
         // 64 bits first, the first delta in the 36-bit bucket, then 999 one-bit zeros.
         assert_eq!(size, (64 + 3 + 36 + 999usize).div_ceil(8));
         assert_eq!(round_trip(&values, &TIMESTAMP_BUCKETS), values);
+    }
+
+    #[test]
+    fn runs_of_unchanged_deltas_of_every_length_round_trip() {
+        // Runs shorter than, equal to and longer than the 56 bits one refill takes at once,
+        // each ended by a change of delta, and a run that ends the stream.
+        let mut values = vec![-5i64];
+        let mut delta = 3i64;
+        for run in [1usize, 2, 55, 56, 57, 63, 64, 65, 200] {
+            for _ in 0..run {
+                values.push(values[values.len() - 1] + delta);
+            }
+            delta += 1 + run as i64;
+        }
+        for _ in 0..130 {
+            values.push(values[values.len() - 1] + delta);
+        }
+        assert_eq!(round_trip(&values, &INTEGER_BUCKETS), values);
+        assert_eq!(round_trip(&values, &TIMESTAMP_BUCKETS), values);
+        // A stream cut inside a run is still an error, not zeros.
+        let mut bytes = Vec::new();
+        encode(&values, &INTEGER_BUCKETS, &mut bytes);
+        let mut decoded = Vec::new();
+        let cut = &bytes[..bytes.len() / 2];
+        assert!(
+            decode(
+                cut,
+                values.len(),
+                &INTEGER_BUCKETS,
+                VALUE_STREAM,
+                &mut decoded
+            )
+            .is_err()
+        );
     }
 
     #[test]
