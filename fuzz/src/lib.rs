@@ -9,7 +9,14 @@ use tally_engine::PointBatch;
 use tally_ingest::line_protocol::{self, ParseOptions};
 
 /// The targets, by name.
-pub const TARGETS: &[&str] = &["line_protocol", "query_parser", "chunk", "segment", "wal"];
+pub const TARGETS: &[&str] = &[
+    "line_protocol",
+    "query_parser",
+    "chunk",
+    "segment",
+    "wal",
+    "prometheus_text",
+];
 
 /// Runs one target on one input. Panics (the fuzzer's signal) only on a bug.
 pub fn run(target: &str, data: &[u8]) {
@@ -19,6 +26,7 @@ pub fn run(target: &str, data: &[u8]) {
         "chunk" => tally_engine::fuzzing::chunk(data),
         "segment" => tally_engine::fuzzing::segment(data),
         "wal" => tally_engine::fuzzing::wal(data),
+        "prometheus_text" => prometheus_text_target(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -29,7 +37,41 @@ fn line_protocol_target(data: &[u8]) {
     let report = line_protocol::parse_lines(data, &ParseOptions::new(0), &mut batch, &mut lines);
     assert_eq!(batch.len(), lines.len(), "every point has a line number");
     assert_eq!(report.points as usize, batch.len());
-    assert!(report.points + report.lines_rejected() <= report.lines_total, "lines add up");
+    assert!(
+        report.points + report.lines_rejected() <= report.lines_total,
+        "lines add up"
+    );
+}
+
+/// Both flavors of the exposition parser, then the mapping to points: no panic, every sample
+/// names a family, and no more samples and errors than lines.
+fn prometheus_text_target(data: &[u8]) {
+    use tally_ingest::prometheus::{self, ConvertOptions, Flavor, ParseOptions};
+    for flavor in [Flavor::Text, Flavor::OpenMetrics] {
+        let exposition = prometheus::parse(data, &ParseOptions::new(flavor));
+        let lines = data.iter().filter(|&&b| b == b'\n').count() + 2;
+        assert!(
+            exposition.samples.len() + exposition.lines_rejected() as usize <= lines,
+            "samples and errors add up to at most the lines"
+        );
+        for sample in &exposition.samples {
+            assert!(
+                exposition.family(sample).is_some(),
+                "every sample has a family"
+            );
+        }
+        let tags = [("host".to_string(), "fuzz".to_string())];
+        let mut batch = PointBatch::new();
+        let report = prometheus::to_points(
+            &exposition,
+            &ConvertOptions {
+                default_timestamp_ns: 0,
+                tags: &tags,
+            },
+            &mut batch,
+        );
+        assert_eq!(report.points as usize, batch.len());
+    }
 }
 
 fn query_parser_target(data: &[u8]) {
@@ -38,7 +80,10 @@ fn query_parser_target(data: &[u8]) {
         // What parses must print as text that parses again.
         let printed: Vec<String> = query.statements.iter().map(|s| s.to_string()).collect();
         for p in printed {
-            assert!(tally_query::parse_statement(&p).is_ok(), "printed statement does not parse: {p}");
+            assert!(
+                tally_query::parse_statement(&p).is_ok(),
+                "printed statement does not parse: {p}"
+            );
         }
         for s in &query.statements {
             let _ = tally_query::validate(s, &text);
@@ -129,6 +174,14 @@ pub fn seeds(target: &str) -> (Vec<Vec<u8>>, Vec<&'static [u8]>) {
             ],
             vec![b"SELECT", b"FROM", b"WHERE", b"(", b")", b"'", b"\"", b"/", b"::", b"GROUP BY", b"time(", b"1h", b";", b"--", b"/*", b"=~"],
         ),
+        "prometheus_text" => (
+            vec![
+                b"# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\nhttp_requests_total{method=\"post\",code=\"200\"} 1027 1395066363000\nmsdos{path=\"C:\\\\DIR\",error=\"x:\\n\\\"y\\\"\"} 1.4e9\n".to_vec(),
+                b"# TYPE h histogram\nh_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.3\nh_count 2\n# TYPE s summary\ns{quantile=\"0.5\"} NaN\ns_sum 1\ns_count 1\n".to_vec(),
+                b"# TYPE c counter\n# UNIT c seconds\nc_total 4.2e6 1605281325.5 # {trace_id=\"a\"} 0.67\nc_created 1605281325.0\n{\"dotted.name\", \"l.x\"=\"v\"} -Inf\n# EOF\n".to_vec(),
+            ],
+            vec![b"{", b"}", b"=", b"\"", b"\\", b",", b" ", b"\n", b"# TYPE ", b"# HELP ", b"# EOF", b"_bucket", b"le=\"", b"+Inf", b"NaN", b"_total", b"histogram", b"summary"],
+        ),
         "chunk" | "segment" | "wal" => (engine_seeds(target), vec![&[0u8; 8], &[0xffu8; 4], b"TALLYSEG", b"TALLYWAL"]),
         _ => (vec![Vec::new()], Vec::new()),
     }
@@ -140,7 +193,10 @@ fn engine_seeds(target: &str) -> Vec<Vec<u8>> {
     use tally_engine::{Engine, EngineOptions, FieldValue, FsyncPolicy};
     let dir = std::env::temp_dir().join(format!("tally-fuzz-seed-{}-{target}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let options = EngineOptions { fsync: FsyncPolicy::Never, ..EngineOptions::default() };
+    let options = EngineOptions {
+        fsync: FsyncPolicy::Never,
+        ..EngineOptions::default()
+    };
     let mut out = Vec::new();
     if let Ok(engine) = Engine::open(&dir, options)
         && let Ok(db) = engine.create_database("db")
@@ -153,7 +209,10 @@ fn engine_seeds(target: &str) -> Vec<Vec<u8>> {
                 [
                     (Cow::Borrowed("f"), FieldValue::Float(i as f64 * 0.25)),
                     (Cow::Borrowed("i"), FieldValue::Integer(i * i)),
-                    (Cow::Borrowed("s"), FieldValue::String(format!("s{}", i % 5).into())),
+                    (
+                        Cow::Borrowed("s"),
+                        FieldValue::String(format!("s{}", i % 5).into()),
+                    ),
                     (Cow::Borrowed("b"), FieldValue::Boolean(i % 2 == 0)),
                 ],
                 i * 1_000_000_000,
@@ -172,7 +231,11 @@ fn engine_seeds(target: &str) -> Vec<Vec<u8>> {
         collect_files(&dir, suffix, &mut out);
         if target == "chunk" {
             // Chunks start right after the 16-byte segment header.
-            out = out.iter().filter(|s| s.len() > 16 + 80).map(|s| s[16..].to_vec()).collect();
+            out = out
+                .iter()
+                .filter(|s| s.len() > 16 + 80)
+                .map(|s| s[16..].to_vec())
+                .collect();
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -184,7 +247,9 @@ fn engine_seeds(target: &str) -> Vec<Vec<u8>> {
 }
 
 fn collect_files(dir: &std::path::Path, suffix: &str, out: &mut Vec<Vec<u8>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {

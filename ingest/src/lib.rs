@@ -5,3 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod line_protocol;
+pub mod prometheus;
+pub mod samplers;
