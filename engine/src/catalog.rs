@@ -305,13 +305,17 @@ impl Catalog {
     pub(crate) fn forget(&mut self, dead: &RoaringBitmap) -> RoaringBitmap {
         let mut touched_series = RoaringBitmap::new();
         for id in dead.iter() {
-            let Some(col) = self.columns.get(id as usize).copied() else { continue };
+            let Some(col) = self.columns.get(id as usize).copied() else {
+                continue;
+            };
             if self.dead_columns.contains(id) {
                 continue;
             }
             self.dead_columns.insert(id);
             touched_series.insert(col.series);
-            let Some(parts) = decode_series_key(&self.series[col.series as usize].key) else { continue };
+            let Some(parts) = decode_series_key(&self.series[col.series as usize].key) else {
+                continue;
+            };
             if let Some(m) = self.measurements.get_mut(parts.measurement) {
                 m.columns.remove(id);
                 let field = &*self.field_names[col.field as usize];
@@ -341,7 +345,12 @@ impl Catalog {
         let mut forgotten = RoaringBitmap::new();
         for s in touched_series.iter() {
             let entry = &self.series[s as usize];
-            if entry.columns.iter().all(|(_, c)| self.dead_columns.contains(*c)) && !self.dead_series.contains(s) {
+            if entry
+                .columns
+                .iter()
+                .all(|(_, c)| self.dead_columns.contains(*c))
+                && !self.dead_series.contains(s)
+            {
                 let hash = self.hash_key(&entry.key);
                 if let Ok(e) = self.series_index.find_entry(hash, |&x| x == s) {
                     e.remove();
@@ -364,7 +373,9 @@ impl Catalog {
     /// Takes a series out of the key index (it was dropped; a series with the same key may be
     /// created again with a new id).
     pub(crate) fn unindex_series(&mut self, id: u32) {
-        let Some(entry) = self.series.get(id as usize) else { return };
+        let Some(entry) = self.series.get(id as usize) else {
+            return;
+        };
         let hash = self.hash_key(&entry.key);
         if let Ok(e) = self.series_index.find_entry(hash, |&x| x == id) {
             e.remove();

@@ -570,7 +570,16 @@ pub(crate) fn encode_rollup_chunk(rows: &crate::rollup::RollupRows, out: &mut Ve
     let mut payload = Vec::new();
     let (ts_encoding, count_encoding) = rows.encode_payload(&mut payload);
     let start = out.len();
-    write_chunk(&stats, rows.field_type, ts_encoding, count_encoding, 0, &payload, true, out);
+    write_chunk(
+        &stats,
+        rows.field_type,
+        ts_encoding,
+        count_encoding,
+        0,
+        &payload,
+        true,
+        out,
+    );
     out[start + 27] |= FLAG_ROLLUP;
     // The flag byte is covered by the header checksum: recompute it.
     let header_crc = crc32fast::hash(&out[start..start + 72]);
@@ -578,14 +587,27 @@ pub(crate) fn encode_rollup_chunk(rows: &crate::rollup::RollupRows, out: &mut Ve
 }
 
 /// Decodes a rollup chunk (header included).
-pub(crate) fn decode_rollup_chunk(data: &[u8]) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
+pub(crate) fn decode_rollup_chunk(
+    data: &[u8],
+) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
     let header = parse_header(data)?;
     if header.flags & FLAG_ROLLUP == 0 {
-        return Err(ChunkDecodeError { offset: 27, reason: "a raw chunk where rollup rows were expected".into() });
+        return Err(ChunkDecodeError {
+            offset: 27,
+            reason: "a raw chunk where rollup rows were expected".into(),
+        });
     }
     with_payload(data, &header, |payload| {
-        crate::rollup::RollupRows::decode_payload(header.value_type, header.ts_encoding, header.stats.count as usize, payload)
-            .map_err(|e| ChunkDecodeError { offset: CHUNK_HEADER_LEN + e.offset, reason: e.reason })
+        crate::rollup::RollupRows::decode_payload(
+            header.value_type,
+            header.ts_encoding,
+            header.stats.count as usize,
+            payload,
+        )
+        .map_err(|e| ChunkDecodeError {
+            offset: CHUNK_HEADER_LEN + e.offset,
+            reason: e.reason,
+        })
     })
 }
 
@@ -692,11 +714,16 @@ pub(crate) fn decode_chunk(
 ) -> Result<ChunkHeader, ChunkDecodeError> {
     let header = parse_header(data)?;
     if header.flags & FLAG_ROLLUP != 0 {
-        return Err(ChunkDecodeError { offset: 27, reason: "a rollup chunk where raw points were expected".into() });
+        return Err(ChunkDecodeError {
+            offset: 27,
+            reason: "a rollup chunk where raw points were expected".into(),
+        });
     }
     ts_out.clear();
     values_out.reset(header.value_type);
-    with_payload(data, &header, |payload| decode_streams(&header, payload, ts_out, values_out))?;
+    with_payload(data, &header, |payload| {
+        decode_streams(&header, payload, ts_out, values_out)
+    })?;
     Ok(header)
 }
 
@@ -720,7 +747,10 @@ fn with_payload<T>(
     }
     ZSTD_SCRATCH.with(|cell| {
         let (decompressor, scratch) = &mut *cell.borrow_mut();
-        let bad = |reason: String| ChunkDecodeError { offset: CHUNK_HEADER_LEN, reason };
+        let bad = |reason: String| ChunkDecodeError {
+            offset: CHUNK_HEADER_LEN,
+            reason,
+        };
         // The frame header states the decompressed size; refuse anything over 64 MiB (a
         // chunk holds at most MAX_CHUNK_POINTS values) before allocating for it.
         let size = zstd::zstd_safe::get_frame_content_size(stored)
@@ -728,7 +758,9 @@ fn with_payload<T>(
             .flatten()
             .ok_or_else(|| bad("zstd payload has no valid frame header".into()))?;
         if size > 64 << 20 {
-            return Err(bad(format!("zstd payload claims {size} bytes, more than 64 MiB")));
+            return Err(bad(format!(
+                "zstd payload claims {size} bytes, more than 64 MiB"
+            )));
         }
         let decompressor = match decompressor {
             Some(d) => d,

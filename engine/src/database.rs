@@ -48,7 +48,10 @@ struct Expiry {
 impl Expiry {
     fn check(&self, ts: i64) -> Option<WriteError> {
         let cutoff = self.cutoff?;
-        let block_end = ts.div_euclid(self.block).saturating_mul(self.block).saturating_add(self.block);
+        let block_end = ts
+            .div_euclid(self.block)
+            .saturating_mul(self.block)
+            .saturating_add(self.block);
         (block_end <= cutoff).then(|| WriteError::BeyondRetention {
             database: self.database.clone(),
             retention: crate::compaction::format_duration(self.retention.unwrap_or_default()),
@@ -147,7 +150,8 @@ pub struct Database {
     pub(crate) compaction_lock: Mutex<()>,
     /// The effective retention (the engine's defaults, or the database's own setting).
     pub(crate) retention: RwLock<Retention>,
-    pub(crate) compaction_log: Mutex<std::collections::VecDeque<crate::compaction::CompactionRecord>>,
+    pub(crate) compaction_log:
+        Mutex<std::collections::VecDeque<crate::compaction::CompactionRecord>>,
     pub(crate) compaction_counters: crate::compaction::CompactionCounters,
     /// Set while the file system is below `min_free_disk_bytes`; checked at most every second.
     disk: Mutex<(Instant, bool)>,
@@ -168,6 +172,9 @@ pub struct Database {
 fn wal_dir(dir: &Path) -> PathBuf {
     dir.join("wal")
 }
+
+/// A block's raw segments and its rollup segments.
+type BlockSegments<'a> = (Vec<&'a Arc<Segment>>, Vec<&'a Arc<Segment>>);
 
 impl Database {
     /// Creates a new, empty database directory.
@@ -209,7 +216,10 @@ impl Database {
         catalog.forget(&manifest.dead_columns);
         let mut segments = Vec::new();
         for meta in &manifest.segments {
-            segments.push(Arc::new(Segment::open(&dir.join(&meta.file_name), meta.clone())?));
+            segments.push(Arc::new(Segment::open(
+                &dir.join(&meta.file_name),
+                meta.clone(),
+            )?));
         }
         segments.sort_by_key(|s| s.meta.recency);
         let mut head = Head::new(head_options(&options));
@@ -353,7 +363,13 @@ impl Database {
         if !complete {
             columns.clear();
             summary.rejected.clear();
-            self.resolve_creating(batch, &expiry, &mut key, &mut columns, &mut summary.rejected)?;
+            self.resolve_creating(
+                batch,
+                &expiry,
+                &mut key,
+                &mut columns,
+                &mut summary.rejected,
+            )?;
         }
         let mut encoder = PointsEncoder::new(KIND_POINTS, batch.n_values() * 12 + 16);
         let mut values_written = 0usize;
@@ -413,7 +429,10 @@ impl Database {
         let retention = self.retention.read().raw;
         Expiry {
             cutoff: retention.map(|d| {
-                self.options.clock.now_ns().saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+                self.options
+                    .clock
+                    .now_ns()
+                    .saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
             }),
             retention,
             block: self.options.block_duration_ns(),
@@ -440,7 +459,10 @@ impl Database {
             };
         }
         if disk.1 {
-            return Err(EngineError::DiskSpaceLow { path: self.dir.clone(), floor });
+            return Err(EngineError::DiskSpaceLow {
+                path: self.dir.clone(),
+                floor,
+            });
         }
         Ok(())
     }
@@ -799,11 +821,18 @@ impl Database {
         let mut files = Vec::new();
         let mut link = |from: PathBuf, to: PathBuf| -> Result<()> {
             std::fs::hard_link(&from, &to).map_err(|e| EngineError::io(&to, e))?;
-            let size = std::fs::metadata(&to).map_err(|e| EngineError::io(&to, e))?.len();
+            let size = std::fs::metadata(&to)
+                .map_err(|e| EngineError::io(&to, e))?
+                .len();
             files.push((to, size));
             Ok(())
         };
-        for name in manifest.segments.iter().map(|s| &s.file_name).chain(manifest.index_files.iter().map(|i| &i.file_name)) {
+        for name in manifest
+            .segments
+            .iter()
+            .map(|s| &s.file_name)
+            .chain(manifest.index_files.iter().map(|i| &i.file_name))
+        {
             link(self.dir.join(name), target.join(name))?;
         }
         for (seq, path) in wal::list_files(&wal_dir(&self.dir))? {
@@ -816,7 +845,9 @@ impl Database {
         manifest.next_file_seq = manifest.next_file_seq.max(last_wal);
         manifest.store(target)?;
         let manifest_path = target.join(MANIFEST_FILE);
-        let size = std::fs::metadata(&manifest_path).map_err(|e| EngineError::io(&manifest_path, e))?.len();
+        let size = std::fs::metadata(&manifest_path)
+            .map_err(|e| EngineError::io(&manifest_path, e))?
+            .len();
         files.push((manifest_path, size));
         fsutil::sync_dir(&target.join("wal"))?;
         fsutil::sync_dir(target)?;
@@ -957,7 +988,13 @@ impl Database {
     /// rollup rows instead of raw chunks; a block whose raw data has expired is read from the
     /// finest rollup it has (its rows are then approximate at the range's edges). Writes
     /// newer than a block's rollups (late data) send that block back to raw chunks.
-    pub fn read_tiered(&self, columns: &[u32], min_time: i64, max_time: i64, resolution: i64) -> Result<ReadView> {
+    pub fn read_tiered(
+        &self,
+        columns: &[u32],
+        min_time: i64,
+        max_time: i64,
+        resolution: i64,
+    ) -> Result<ReadView> {
         let mut ids = columns.to_vec();
         ids.sort_unstable();
         ids.dedup();
@@ -966,7 +1003,10 @@ impl Database {
         let block = self.options.block_duration_ns();
         let mut out = Vec::with_capacity(ids.len());
         let mut rollups_out = Vec::new();
-        let mut tier = TierUse { resolution, ..TierUse::default() };
+        let mut tier = TierUse {
+            resolution,
+            ..TierUse::default()
+        };
         let mut memory: Vec<Arc<EncodedChunk>> = Vec::new();
         let masks_for = |segment: &Segment, column: u32| -> Vec<(i64, i64)> {
             published
@@ -979,6 +1019,7 @@ impl Database {
         let mut raw_blocks = BTreeSet::new();
         let mut rollup_blocks = BTreeSet::new();
         let mut approximate_blocks = BTreeSet::new();
+        let mut blocks_without_raw = BTreeSet::new();
         for &column in &ids {
             // In memory: frozen heads and the head, always raw.
             let mut memory_sources = Vec::new();
@@ -995,11 +1036,25 @@ impl Database {
             memory_sources.extend(memory.drain(..).map(ChunkSource::Memory));
             let memory_blocks: BTreeSet<i64> = memory_sources
                 .iter()
-                .map(|c| c.header().stats.min_time.div_euclid(block).saturating_mul(block))
+                .map(|c| {
+                    c.header()
+                        .stats
+                        .min_time
+                        .div_euclid(block)
+                        .saturating_mul(block)
+                })
                 .collect();
-            // Segments by block.
-            let mut blocks: BTreeMap<i64, (Vec<&Arc<Segment>>, Vec<&Arc<Segment>>)> = BTreeMap::new();
+            // Segments by block: raw segments, then rollup segments.
+            let mut blocks: BTreeMap<i64, BlockSegments<'_>> = BTreeMap::new();
+            // Blocks that still have raw data for the column, in the range or not: a rollup
+            // segment's rows may reach into the range where the block's raw points do not,
+            // and such a block has nothing in the range, not expired raw data.
+            let mut blocks_with_raw_data = BTreeSet::new();
             for segment in &published.segments {
+                if resolution > 0 && segment.meta.resolution == 0 && segment.find(column).is_some()
+                {
+                    blocks_with_raw_data.insert(segment.meta.block_start);
+                }
                 if segment.meta.max_time < min_time || segment.meta.min_time > max_time {
                     continue;
                 }
@@ -1007,21 +1062,39 @@ impl Database {
                     continue;
                 }
                 let entry = blocks.entry(segment.meta.block_start).or_default();
-                if segment.meta.resolution == 0 { entry.0.push(segment) } else { entry.1.push(segment) }
+                if segment.meta.resolution == 0 {
+                    entry.0.push(segment)
+                } else {
+                    entry.1.push(segment)
+                }
             }
             let mut sources = Vec::new();
             let mut rollup_sources = Vec::new();
             for (block_start, (raw, rollups)) in &blocks {
                 let block_end = block_start.saturating_add(block);
-                let has_raw = !raw.is_empty() || memory_blocks.contains(block_start);
+                let has_raw = !raw.is_empty()
+                    || memory_blocks.contains(block_start)
+                    || blocks_with_raw_data.contains(block_start);
                 let mut choice: Option<(&Arc<Segment>, bool)> = None;
                 if resolution > 0 {
                     let max_raw = raw.iter().map(|s| s.meta.recency).max().unwrap_or(0);
                     let fresh = rollups.iter().find(|s| {
-                        s.meta.resolution == resolution && s.meta.built_from >= max_raw && !memory_blocks.contains(block_start)
+                        s.meta.resolution == resolution
+                            && s.meta.built_from >= max_raw
+                            && !memory_blocks.contains(block_start)
                     });
-                    let cuts = |t: i64| t > *block_start && t < block_end && t.rem_euclid(resolution) != 0;
-                    let partial = cuts(min_time) || (max_time < i64::MAX && cuts(max_time.saturating_add(1)));
+                    // A bound cuts the block's rollup when it falls inside a tier bucket that
+                    // holds some of the block: the bucket's row would count points outside
+                    // the range, or be dropped with points inside it. Blocks shorter than
+                    // the resolution are cut by bounds outside them too.
+                    let cuts = |t: i64| {
+                        let bucket = t.div_euclid(resolution).saturating_mul(resolution);
+                        t != bucket
+                            && *block_start < bucket.saturating_add(resolution)
+                            && block_end > bucket
+                    };
+                    let partial = (min_time > i64::MIN && cuts(min_time))
+                        || (max_time < i64::MAX && cuts(max_time.saturating_add(1)));
                     if let Some(r) = fresh
                         && !(partial && has_raw)
                     {
@@ -1032,6 +1105,9 @@ impl Database {
                             choice = Some((r, r.meta.resolution != resolution || partial));
                         }
                     }
+                }
+                if choice.is_some() && !has_raw {
+                    blocks_without_raw.insert(*block_start);
                 }
                 match choice {
                     Some((segment, approximate)) => {
@@ -1068,7 +1144,9 @@ impl Database {
                     }
                     None => {
                         for segment in raw {
-                            let Some(entry) = segment.find(column) else { continue };
+                            let Some(entry) = segment.find(column) else {
+                                continue;
+                            };
                             if entry.max_time < min_time || entry.min_time > max_time {
                                 continue;
                             }
@@ -1105,8 +1183,15 @@ impl Database {
         }
         tier.rollup_blocks = rollup_blocks.len() as u64;
         tier.approximate_blocks = approximate_blocks.len() as u64;
+        tier.blocks_without_raw = blocks_without_raw.len() as u64;
         tier.raw_blocks = raw_blocks.difference(&rollup_blocks).count() as u64;
-        Ok(ReadView { min_time, max_time, columns: out, rollups: rollups_out, tier })
+        Ok(ReadView {
+            min_time,
+            max_time,
+            columns: out,
+            rollups: rollups_out,
+            tier,
+        })
     }
 
     pub fn stats(&self) -> DatabaseStats {
@@ -1135,7 +1220,11 @@ impl Database {
             compaction_bytes_written: c.bytes_written.load(Ordering::Relaxed),
             segments_expired: c.segments_expired.load(Ordering::Relaxed),
             bytes_expired: c.bytes_expired.load(Ordering::Relaxed),
-            rollup_segments: published.segments.iter().filter(|s| s.meta.resolution != 0).count() as u64,
+            rollup_segments: published
+                .segments
+                .iter()
+                .filter(|s| s.meta.resolution != 0)
+                .count() as u64,
             tombstones: published.tombstones.len() as u64,
         }
     }
@@ -1178,7 +1267,10 @@ fn resolve_existing(
     for (index, point) in batch.points().enumerate() {
         if let Some(error) = expiry.check(point.timestamp()) {
             columns.extend(std::iter::repeat_n(u32::MAX, point.fields().len()));
-            rejected.push(Rejection { point: index, error });
+            rejected.push(Rejection {
+                point: index,
+                error,
+            });
             continue;
         }
         key.clear();

@@ -126,7 +126,10 @@ impl Engine {
                     .map_err(|e| EngineError::io("<thread>", e))?,
             );
         }
-        Ok(Engine { shared, background: Mutex::new(threads) })
+        Ok(Engine {
+            shared,
+            background: Mutex::new(threads),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -203,7 +206,11 @@ impl Engine {
     /// new directory on the same file system, laid out as a data directory: it opens with
     /// [`Engine::open`] and holds every write acknowledged before the call. Files are hard
     /// links, so this takes no time proportional to the data and never blocks writes for long.
-    pub fn snapshot(&self, target: &Path, databases: Option<&[String]>) -> Result<Vec<(String, SnapshotFiles)>> {
+    pub fn snapshot(
+        &self,
+        target: &Path,
+        databases: Option<&[String]>,
+    ) -> Result<Vec<(String, SnapshotFiles)>> {
         if target.exists() {
             return Err(EngineError::InvalidOption {
                 option: "snapshot target",
@@ -214,7 +221,10 @@ impl Engine {
             None => self.shared.databases.read().values().cloned().collect(),
             Some(names) => names
                 .iter()
-                .map(|n| self.database(n).ok_or_else(|| EngineError::DatabaseNotFound { name: n.clone() }))
+                .map(|n| {
+                    self.database(n)
+                        .ok_or_else(|| EngineError::DatabaseNotFound { name: n.clone() })
+                })
                 .collect::<Result<_>>()?,
         };
         let root = target.join(DATABASES_DIR);
@@ -273,7 +283,9 @@ fn compaction_loop(shared: &Shared) {
             if *stop {
                 return;
             }
-            shared.wake.wait_for(&mut stop, shared.options.compaction.check_interval);
+            shared
+                .wake
+                .wait_for(&mut stop, shared.options.compaction.check_interval);
             if *stop {
                 return;
             }

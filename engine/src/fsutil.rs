@@ -58,7 +58,10 @@ pub(crate) fn free_bytes(path: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
-    #[expect(unsafe_code, reason = "statvfs(3) through libc has no safe wrapper in std")]
+    #[expect(
+        unsafe_code,
+        reason = "statvfs(3) through libc has no safe wrapper in std"
+    )]
     // SAFETY: `c_path` is a valid NUL-terminated string for the duration of the call, and
     // `stat` is a properly sized, zero-initialised struct statvfs that the call fills.
     let (rc, stat) = unsafe {
@@ -69,6 +72,8 @@ pub(crate) fn free_bytes(path: &Path) -> std::io::Result<u64> {
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // The fields are u64 on 64-bit Linux but narrower elsewhere.
+    #[allow(clippy::useless_conversion)]
     Ok(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
 }
 

@@ -15,9 +15,9 @@
 mod bytes;
 mod catalog;
 mod chunk;
-mod compaction;
 #[doc(hidden)]
 pub mod codec;
+mod compaction;
 mod database;
 mod engine;
 mod error;
@@ -41,9 +41,10 @@ mod walrecord;
 
 pub use catalog::TagMatcher;
 pub use chunk::{ChunkStats, ColumnValues, ValueStats};
-pub use compaction::{CompactionRecord, DeleteReport, RetentionReport, format_duration, format_retention, parse_retention};
-pub use rollup::{RollupRows, StoredSketches};
-pub use sketch::Sketch;
+pub use compaction::{
+    CompactionRecord, DeleteReport, RetentionReport, format_duration, format_retention,
+    parse_retention,
+};
 pub use database::{Database, DatabaseStats, FlushReport, Rejection, SnapshotFiles, WriteSummary};
 pub use engine::{Engine, validate_database_name};
 pub use error::{EngineError, Result, WriteError};
@@ -53,4 +54,6 @@ pub use model::{
 };
 pub use options::{Clock, CompactionOptions, EngineOptions, Retention, Tier};
 pub use read::{ColumnInfo, Piece, ReadView, TagFilter, TierUse};
+pub use rollup::{RollupRows, StoredSketches};
+pub use sketch::Sketch;
 pub use wal::FsyncPolicy;

@@ -241,12 +241,15 @@ impl Manifest {
         let next_tombstone = r.uvarint()?;
         let n_tombstones = r.uvarint_max(MAX_ITEMS, "tombstone count")?;
         let mut tombstones = Vec::new();
-        let bitmap = |r: &mut Reader<'_>, what: &str| -> std::result::Result<RoaringBitmap, DecodeError> {
-            let at = r.position();
-            let bytes = r.len_bytes(1 << 30, what)?;
-            RoaringBitmap::deserialize_from(bytes)
-                .map_err(|e| DecodeError { offset: at, reason: format!("{what} does not decode: {e}") })
-        };
+        let bitmap =
+            |r: &mut Reader<'_>, what: &str| -> std::result::Result<RoaringBitmap, DecodeError> {
+                let at = r.position();
+                let bytes = r.len_bytes(1 << 30, what)?;
+                RoaringBitmap::deserialize_from(bytes).map_err(|e| DecodeError {
+                    offset: at,
+                    reason: format!("{what} does not decode: {e}"),
+                })
+            };
         for _ in 0..n_tombstones {
             tombstones.push(Tombstone {
                 id: r.uvarint()?,

@@ -68,8 +68,14 @@ impl Default for Retention {
         Retention {
             raw: None,
             tiers: vec![
-                Tier { resolution: Duration::from_secs(60), retention: None },
-                Tier { resolution: Duration::from_secs(3600), retention: None },
+                Tier {
+                    resolution: Duration::from_secs(60),
+                    retention: None,
+                },
+                Tier {
+                    resolution: Duration::from_secs(3600),
+                    retention: None,
+                },
             ],
         }
     }
@@ -81,8 +87,14 @@ impl Retention {
         Retention {
             raw: Some(Duration::from_secs(7 * 86_400)),
             tiers: vec![
-                Tier { resolution: Duration::from_secs(60), retention: Some(Duration::from_secs(90 * 86_400)) },
-                Tier { resolution: Duration::from_secs(3600), retention: Some(Duration::from_secs(3 * 365 * 86_400)) },
+                Tier {
+                    resolution: Duration::from_secs(60),
+                    retention: Some(Duration::from_secs(90 * 86_400)),
+                },
+                Tier {
+                    resolution: Duration::from_secs(3600),
+                    retention: Some(Duration::from_secs(3 * 365 * 86_400)),
+                },
             ],
         }
     }
@@ -154,7 +166,10 @@ impl Clock {
 
     pub fn advance(&self, by: Duration) {
         if let Clock::Manual(t) = self {
-            t.fetch_add(i64::try_from(by.as_nanos()).unwrap_or(i64::MAX), Ordering::SeqCst);
+            t.fetch_add(
+                i64::try_from(by.as_nanos()).unwrap_or(i64::MAX),
+                Ordering::SeqCst,
+            );
         }
     }
 }
@@ -185,7 +200,10 @@ impl Retention {
     /// before. (A tier bucket may straddle two blocks: each block then holds a row for its part
     /// of the bucket, and queries merge them.)
     pub fn validate(&self, chunk_span: Duration, block: Duration) -> Result<()> {
-        let invalid = |reason: String| EngineError::InvalidOption { option: "retention", reason };
+        let invalid = |reason: String| EngineError::InvalidOption {
+            option: "retention",
+            reason,
+        };
         let _ = (chunk_span, block);
         let mut previous: Option<Duration> = None;
         for tier in &self.tiers {
@@ -196,7 +214,9 @@ impl Retention {
             if let Some(p) = previous
                 && (r <= p || r.as_nanos() % p.as_nanos() != 0)
             {
-                return Err(invalid(format!("tier resolutions must increase, each a multiple of the previous ({p:?} then {r:?})")));
+                return Err(invalid(format!(
+                    "tier resolutions must increase, each a multiple of the previous ({p:?} then {r:?})"
+                )));
             }
             previous = Some(r);
         }
@@ -262,7 +282,8 @@ impl EngineOptions {
         if self.flush_interval.is_zero() {
             return Err(invalid("flush_interval", "must be positive".into()));
         }
-        self.retention.validate(self.chunk_span, self.block_duration)?;
+        self.retention
+            .validate(self.chunk_span, self.block_duration)?;
         if self.compaction.check_interval.is_zero() || self.compaction.max_segments_per_block < 2 {
             return Err(invalid(
                 "compaction",

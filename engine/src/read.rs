@@ -15,11 +15,11 @@ use regex::Regex;
 use roaring::RoaringBitmap;
 
 use crate::catalog::{Catalog, TagMatcher};
-use crate::chunk::{ChunkHeader, ChunkStats, ColumnValues, StatsBuilder, decode_chunk};
-use crate::rollup::RollupRows;
+use crate::chunk::{ChunkHeader, ChunkStats, ColumnValues, StatsBuilder, ValueStats, decode_chunk};
 use crate::error::{EngineError, Result};
 use crate::head::EncodedChunk;
 use crate::model::FieldType;
+use crate::rollup::RollupRows;
 use crate::segment::Segment;
 
 /// A boolean combination of tag matchers, evaluated on the postings.
@@ -152,6 +152,9 @@ pub struct TierUse {
     /// Blocks whose raw data has expired, read from the finest rollup they have: rows at the
     /// range's edges may hold points outside it.
     pub approximate_blocks: u64,
+    /// Blocks without raw data (expired), exact or approximate: a raw-only read would miss
+    /// them.
+    pub blocks_without_raw: u64,
 }
 
 impl ChunkSource {
@@ -172,7 +175,9 @@ impl ChunkSource {
     /// Whether a deletion hides some of the chunk's points.
     fn masked(&self) -> bool {
         let s = &self.header().stats;
-        self.masks().iter().any(|(lo, hi)| *lo <= s.max_time && *hi >= s.min_time)
+        self.masks()
+            .iter()
+            .any(|(lo, hi)| *lo <= s.max_time && *hi >= s.min_time)
     }
 
     /// Decodes the chunk and drops the points deletions hide.
@@ -180,8 +185,9 @@ impl ChunkSource {
         self.decode(ts, values)?;
         if self.masked() {
             let masks = self.masks();
-            let keep: Vec<usize> =
-                (0..ts.len()).filter(|&i| !masks.iter().any(|(lo, hi)| ts[i] >= *lo && ts[i] <= *hi)).collect();
+            let keep: Vec<usize> = (0..ts.len())
+                .filter(|&i| !masks.iter().any(|(lo, hi)| ts[i] >= *lo && ts[i] <= *hi))
+                .collect();
             let mut kept = ColumnValues::new(values.field_type());
             for &i in &keep {
                 kept.push_from(values, i);
@@ -309,10 +315,18 @@ impl ReadView {
             let start = source.offset as usize;
             let end = start + source.header.chunk_len as usize;
             let bytes = source.segment.bytes().get(start..end).ok_or_else(|| {
-                EngineError::corrupt(&source.segment.path, source.offset, "chunk lies outside the file")
+                EngineError::corrupt(
+                    &source.segment.path,
+                    source.offset,
+                    "chunk lies outside the file",
+                )
             })?;
             let rows = crate::chunk::decode_rollup_chunk(bytes).map_err(|e| {
-                EngineError::corrupt(&source.segment.path, source.offset + e.offset as u64, e.reason)
+                EngineError::corrupt(
+                    &source.segment.path,
+                    source.offset + e.offset as u64,
+                    e.reason,
+                )
             })?;
             let resolution = source.segment.meta.resolution;
             let keep: Vec<usize> = (0..rows.len())
@@ -320,15 +334,38 @@ impl ReadView {
                     let t = rows.times[r];
                     t >= source.keep_min
                         && t <= source.keep_max
-                        && !source.masks.iter().any(|(lo, hi)| t >= *lo && t.saturating_add(resolution - 1) <= *hi)
+                        && !source
+                            .masks
+                            .iter()
+                            .any(|(lo, hi)| t >= *lo && t.saturating_add(resolution - 1) <= *hi)
                 })
                 .collect();
-            let rows = if keep.len() == rows.len() { rows } else { crate::compaction::select_rows_pub(&rows, &keep) };
+            let rows = if keep.len() == rows.len() {
+                rows
+            } else {
+                crate::compaction::select_rows_pub(&rows, &keep)
+            };
             if !rows.is_empty() {
                 out.push((resolution, rows));
             }
         }
         Ok(out)
+    }
+
+    /// Whether a rollup chunk the view holds for an integer or unsigned column may hold a row
+    /// whose sum overflowed: its header then keeps no sum (it also keeps none when only the
+    /// chunk's total does not fit). Answered from headers, without decoding.
+    pub fn rollup_sum_may_overflow(&self, column: u32) -> bool {
+        let sources = match self.rollups.binary_search_by_key(&column, |(c, _)| *c) {
+            Ok(i) => &self.rollups[i].1,
+            Err(_) => return false,
+        };
+        sources.iter().any(|source| {
+            matches!(
+                source.header.stats.values,
+                ValueStats::Integer { sum: None, .. } | ValueStats::Unsigned { sum: None, .. }
+            )
+        })
     }
 
     /// Number of stored chunks the view holds for a column.

@@ -86,9 +86,21 @@ impl RollupRows {
             last_times: Vec::new(),
             first: typed(),
             last: typed(),
-            min: if numeric { typed() } else { ColumnValues::new(FieldType::Float) },
-            max: if numeric { typed() } else { ColumnValues::new(FieldType::Float) },
-            sum: if numeric { typed() } else { ColumnValues::new(FieldType::Float) },
+            min: if numeric {
+                typed()
+            } else {
+                ColumnValues::new(FieldType::Float)
+            },
+            max: if numeric {
+                typed()
+            } else {
+                ColumnValues::new(FieldType::Float)
+            },
+            sum: if numeric {
+                typed()
+            } else {
+                ColumnValues::new(FieldType::Float)
+            },
             sum_overflow: Vec::new(),
             sketches: StoredSketches::default(),
         }
@@ -115,7 +127,9 @@ impl RollupRows {
 
     /// Adds row `i`'s quantile sketch to `target`; false when the row has none.
     pub fn merge_sketch_into(&self, i: usize, target: &mut Sketch) -> bool {
-        let Some(bytes) = self.sketches.get(i) else { return false };
+        let Some(bytes) = self.sketches.get(i) else {
+            return false;
+        };
         let (min, max) = (numeric_at(&self.min, i), numeric_at(&self.max, i));
         target.merge_stored(bytes, min, max).is_ok()
     }
@@ -135,7 +149,13 @@ impl RollupRows {
         }
     }
 
-    fn push_bucket(&mut self, start: i64, ts: &[i64], values: &ColumnValues, range: std::ops::Range<usize>) {
+    fn push_bucket(
+        &mut self,
+        start: i64,
+        ts: &[i64],
+        values: &ColumnValues,
+        range: std::ops::Range<usize>,
+    ) {
         let first_index = range.start;
         let last_index = range.end - 1;
         self.times.push(start);
@@ -176,9 +196,12 @@ impl RollupRows {
             ColumnValues::Integer(v) => {
                 let run = &v[range];
                 let sum: i128 = run.iter().map(|x| i128::from(*x)).sum();
-                self.min.push(&FieldValue::Integer(run.iter().copied().min().unwrap_or(0)));
-                self.max.push(&FieldValue::Integer(run.iter().copied().max().unwrap_or(0)));
-                self.sum.push(&FieldValue::Integer(i64::try_from(sum).unwrap_or(0)));
+                self.min
+                    .push(&FieldValue::Integer(run.iter().copied().min().unwrap_or(0)));
+                self.max
+                    .push(&FieldValue::Integer(run.iter().copied().max().unwrap_or(0)));
+                self.sum
+                    .push(&FieldValue::Integer(i64::try_from(sum).unwrap_or(0)));
                 self.sum_overflow.push(i64::try_from(sum).is_err());
                 for x in run {
                     sketch.add(*x as f64);
@@ -187,9 +210,14 @@ impl RollupRows {
             ColumnValues::Unsigned(v) => {
                 let run = &v[range];
                 let sum: u128 = run.iter().map(|x| u128::from(*x)).sum();
-                self.min.push(&FieldValue::Unsigned(run.iter().copied().min().unwrap_or(0)));
-                self.max.push(&FieldValue::Unsigned(run.iter().copied().max().unwrap_or(0)));
-                self.sum.push(&FieldValue::Unsigned(u64::try_from(sum).unwrap_or(0)));
+                self.min.push(&FieldValue::Unsigned(
+                    run.iter().copied().min().unwrap_or(0),
+                ));
+                self.max.push(&FieldValue::Unsigned(
+                    run.iter().copied().max().unwrap_or(0),
+                ));
+                self.sum
+                    .push(&FieldValue::Unsigned(u64::try_from(sum).unwrap_or(0)));
                 self.sum_overflow.push(u64::try_from(sum).is_err());
                 for x in run {
                     sketch.add(*x as f64);
@@ -207,18 +235,48 @@ impl RollupRows {
             return None;
         }
         let values = match (&self.first, &self.last, &self.min, &self.max, &self.sum) {
-            (ColumnValues::Float(f), ColumnValues::Float(l), ColumnValues::Float(lo), ColumnValues::Float(hi), ColumnValues::Float(s)) => {
-                let min = lo.iter().copied().filter(|x| !x.is_nan()).fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a });
-                let max = hi.iter().copied().filter(|x| !x.is_nan()).fold(f64::NAN, |a, b| if a.is_nan() || b > a { b } else { a });
+            (
+                ColumnValues::Float(f),
+                ColumnValues::Float(l),
+                ColumnValues::Float(lo),
+                ColumnValues::Float(hi),
+                ColumnValues::Float(s),
+            ) => {
+                let min = lo
+                    .iter()
+                    .copied()
+                    .filter(|x| !x.is_nan())
+                    .fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a });
+                let max = hi
+                    .iter()
+                    .copied()
+                    .filter(|x| !x.is_nan())
+                    .fold(f64::NAN, |a, b| if a.is_nan() || b > a { b } else { a });
                 let mut sum = s[0];
                 for x in &s[1..] {
                     sum += *x;
                 }
-                ValueStats::Float { min, max, sum, first: f[0], last: l[n - 1] }
+                ValueStats::Float {
+                    min,
+                    max,
+                    sum,
+                    first: f[0],
+                    last: l[n - 1],
+                }
             }
-            (ColumnValues::Integer(f), ColumnValues::Integer(l), ColumnValues::Integer(lo), ColumnValues::Integer(hi), ColumnValues::Integer(s)) => {
+            (
+                ColumnValues::Integer(f),
+                ColumnValues::Integer(l),
+                ColumnValues::Integer(lo),
+                ColumnValues::Integer(hi),
+                ColumnValues::Integer(s),
+            ) => {
                 let total: i128 = s.iter().map(|x| i128::from(*x)).sum();
-                let sum = if self.sum_overflow.iter().any(|o| *o) { None } else { i64::try_from(total).ok() };
+                let sum = if self.sum_overflow.iter().any(|o| *o) {
+                    None
+                } else {
+                    i64::try_from(total).ok()
+                };
                 ValueStats::Integer {
                     min: lo.iter().copied().min().unwrap_or(0),
                     max: hi.iter().copied().max().unwrap_or(0),
@@ -227,9 +285,19 @@ impl RollupRows {
                     last: l[n - 1],
                 }
             }
-            (ColumnValues::Unsigned(f), ColumnValues::Unsigned(l), ColumnValues::Unsigned(lo), ColumnValues::Unsigned(hi), ColumnValues::Unsigned(s)) => {
+            (
+                ColumnValues::Unsigned(f),
+                ColumnValues::Unsigned(l),
+                ColumnValues::Unsigned(lo),
+                ColumnValues::Unsigned(hi),
+                ColumnValues::Unsigned(s),
+            ) => {
                 let total: u128 = s.iter().map(|x| u128::from(*x)).sum();
-                let sum = if self.sum_overflow.iter().any(|o| *o) { None } else { u64::try_from(total).ok() };
+                let sum = if self.sum_overflow.iter().any(|o| *o) {
+                    None
+                } else {
+                    u64::try_from(total).ok()
+                };
                 ValueStats::Unsigned {
                     min: lo.iter().copied().min().unwrap_or(0),
                     max: hi.iter().copied().max().unwrap_or(0),
@@ -238,9 +306,11 @@ impl RollupRows {
                     last: l[n - 1],
                 }
             }
-            (ColumnValues::Boolean(f), ColumnValues::Boolean(l), ..) => {
-                ValueStats::Boolean { true_count: 0, first: f[0], last: l[n - 1] }
-            }
+            (ColumnValues::Boolean(f), ColumnValues::Boolean(l), ..) => ValueStats::Boolean {
+                true_count: 0,
+                first: f[0],
+                last: l[n - 1],
+            },
             _ => ValueStats::String,
         };
         Some(ChunkStats {
@@ -256,8 +326,10 @@ impl RollupRows {
         let mut out = RollupRows::new(self.field_type);
         out.times.extend_from_slice(&self.times[range.clone()]);
         out.counts.extend_from_slice(&self.counts[range.clone()]);
-        out.first_times.extend_from_slice(&self.first_times[range.clone()]);
-        out.last_times.extend_from_slice(&self.last_times[range.clone()]);
+        out.first_times
+            .extend_from_slice(&self.first_times[range.clone()]);
+        out.last_times
+            .extend_from_slice(&self.last_times[range.clone()]);
         for i in range.clone() {
             out.first.push_from(&self.first, i);
             out.last.push_from(&self.last, i);
@@ -268,7 +340,8 @@ impl RollupRows {
             }
         }
         if self.numeric() {
-            out.sum_overflow.extend_from_slice(&self.sum_overflow[range.clone()]);
+            out.sum_overflow
+                .extend_from_slice(&self.sum_overflow[range.clone()]);
             for i in range {
                 out.sketches.push_from(&self.sketches, i);
             }
@@ -286,7 +359,9 @@ impl RollupRows {
         };
         let mut ts_encoding = TsEncoding::PackedDelta;
         let mut count_encoding = ValueEncoding::IntPacked;
-        put(out, &mut |s| ts_encoding = codec::encode_timestamps(&self.times, s));
+        put(out, &mut |s| {
+            ts_encoding = codec::encode_timestamps(&self.times, s)
+        });
         let counts: Vec<i64> = self.counts.iter().map(|c| *c as i64).collect();
         put(out, &mut |s| {
             count_encoding = codec::encode_values(Values::Integer(&counts), s);
@@ -330,36 +405,58 @@ impl RollupRows {
     ) -> Result<RollupRows, DecodeError> {
         let mut r = Reader::new(payload);
         let mut out = RollupRows::new(field_type);
-        let codec_error = |at: usize, e: codec::CodecError| DecodeError { offset: at + e.offset, reason: e.reason };
+        let codec_error = |at: usize, e: codec::CodecError| DecodeError {
+            offset: at + e.offset,
+            reason: e.reason,
+        };
         fn stream<'p>(r: &mut Reader<'p>) -> Result<(usize, &'p [u8]), DecodeError> {
             let at = r.position();
             let bytes = r.len_bytes(64 << 20, "rollup stream")?;
             Ok((at, bytes))
         }
         let encoding_byte = |at: usize, bytes: &[u8]| -> Result<(u8, usize), DecodeError> {
-            bytes.first().map(|b| (*b, 1)).ok_or(DecodeError { offset: at, reason: "empty rollup stream".into() })
+            bytes.first().map(|b| (*b, 1)).ok_or(DecodeError {
+                offset: at,
+                reason: "empty rollup stream".into(),
+            })
         };
         let (at, bytes) = stream(&mut r)?;
-        codec::decode_timestamps(ts_encoding, bytes, rows, &mut out.times).map_err(|e| codec_error(at, e))?;
+        codec::decode_timestamps(ts_encoding, bytes, rows, &mut out.times)
+            .map_err(|e| codec_error(at, e))?;
         let (at, bytes) = stream(&mut r)?;
         let (e, skip) = encoding_byte(at, bytes)?;
-        let e = ValueEncoding::from_byte(e).ok_or(DecodeError { offset: at, reason: "unknown count encoding".into() })?;
+        let e = ValueEncoding::from_byte(e).ok_or(DecodeError {
+            offset: at,
+            reason: "unknown count encoding".into(),
+        })?;
         let mut counts = Vec::new();
-        codec::decode_i64(e, &bytes[skip..], rows, &mut counts).map_err(|err| codec_error(at, err))?;
+        codec::decode_i64(e, &bytes[skip..], rows, &mut counts)
+            .map_err(|err| codec_error(at, err))?;
         out.counts = counts.iter().map(|c| (*c).max(0) as u64).collect();
         for k in 0..2 {
             let (at, bytes) = stream(&mut r)?;
             let (e, skip) = encoding_byte(at, bytes)?;
-            let e = TsEncoding::from_byte(e).ok_or(DecodeError { offset: at, reason: "unknown time encoding".into() })?;
-            let target = if k == 0 { &mut out.first_times } else { &mut out.last_times };
-            codec::decode_timestamps(e, &bytes[skip..], rows, target).map_err(|err| codec_error(at, err))?;
+            let e = TsEncoding::from_byte(e).ok_or(DecodeError {
+                offset: at,
+                reason: "unknown time encoding".into(),
+            })?;
+            let target = if k == 0 {
+                &mut out.first_times
+            } else {
+                &mut out.last_times
+            };
+            codec::decode_timestamps(e, &bytes[skip..], rows, target)
+                .map_err(|err| codec_error(at, err))?;
         }
         let numeric = field_type.is_numeric();
         let n_value_streams = if numeric { 5 } else { 2 };
         for k in 0..n_value_streams {
             let (at, bytes) = stream(&mut r)?;
             let (e, skip) = encoding_byte(at, bytes)?;
-            let e = ValueEncoding::from_byte(e).ok_or(DecodeError { offset: at, reason: "unknown value encoding".into() })?;
+            let e = ValueEncoding::from_byte(e).ok_or(DecodeError {
+                offset: at,
+                reason: "unknown value encoding".into(),
+            })?;
             let target = match k {
                 0 => &mut out.first,
                 1 => &mut out.last,
@@ -372,27 +469,47 @@ impl RollupRows {
         if numeric {
             let (at, bytes) = stream(&mut r)?;
             let (e, skip) = encoding_byte(at, bytes)?;
-            let e = ValueEncoding::from_byte(e).ok_or(DecodeError { offset: at, reason: "unknown overflow encoding".into() })?;
-            codec::decode_bool(e, &bytes[skip..], rows, &mut out.sum_overflow).map_err(|err| codec_error(at, err))?;
+            let e = ValueEncoding::from_byte(e).ok_or(DecodeError {
+                offset: at,
+                reason: "unknown overflow encoding".into(),
+            })?;
+            codec::decode_bool(e, &bytes[skip..], rows, &mut out.sum_overflow)
+                .map_err(|err| codec_error(at, err))?;
             let (at, bytes) = stream(&mut r)?;
             let mut sr = Reader::new(bytes);
             let mut ends = Vec::with_capacity(rows);
             for i in 0..rows {
-                let count = Sketch::skip_stored(&mut sr).map_err(|e| DecodeError { offset: at + e.offset, reason: e.reason })?;
+                let count = Sketch::skip_stored(&mut sr).map_err(|e| DecodeError {
+                    offset: at + e.offset,
+                    reason: e.reason,
+                })?;
                 if count > out.counts[i] {
-                    return Err(DecodeError { offset: at + sr.position(), reason: "a sketch counts more values than its row".into() });
+                    return Err(DecodeError {
+                        offset: at + sr.position(),
+                        reason: "a sketch counts more values than its row".into(),
+                    });
                 }
                 ends.push(sr.position());
             }
-            out.sketches = StoredSketches { bytes: bytes[..sr.position()].to_vec(), ends };
+            out.sketches = StoredSketches {
+                bytes: bytes[..sr.position()].to_vec(),
+                ends,
+            };
         }
         // Rows must agree with themselves, or answers from rollups would differ from raw ones.
         let ordered = out.times.windows(2).all(|w| w[0] < w[1])
-            && out.first_times.iter().zip(&out.last_times).all(|(f, l)| f <= l)
+            && out
+                .first_times
+                .iter()
+                .zip(&out.last_times)
+                .all(|(f, l)| f <= l)
             && out.counts.iter().all(|c| *c > 0)
             && (!numeric || out.sketches.len() == rows);
         if !ordered {
-            return Err(DecodeError { offset: 0, reason: "rollup rows are inconsistent".into() });
+            return Err(DecodeError {
+                offset: 0,
+                reason: "rollup rows are inconsistent".into(),
+            });
         }
         Ok(out)
     }
@@ -408,7 +525,12 @@ fn numeric_at(values: &ColumnValues, i: usize) -> f64 {
     }
 }
 
-fn decode_typed(e: ValueEncoding, bytes: &[u8], rows: usize, target: &mut ColumnValues) -> Result<(), codec::CodecError> {
+fn decode_typed(
+    e: ValueEncoding,
+    bytes: &[u8],
+    rows: usize,
+    target: &mut ColumnValues,
+) -> Result<(), codec::CodecError> {
     match target {
         ColumnValues::Float(v) => codec::decode_f64(e, bytes, rows, v),
         ColumnValues::Integer(v) => codec::decode_i64(e, bytes, rows, v),
@@ -424,7 +546,9 @@ mod tests {
 
     #[test]
     fn rollup_rows_round_trip_for_every_type() {
-        let ts: Vec<i64> = (0..500).map(|i| i * 7_000_000_000 - 1_000_000_000_000).collect();
+        let ts: Vec<i64> = (0..500)
+            .map(|i| i * 7_000_000_000 - 1_000_000_000_000)
+            .collect();
         for values in [
             ColumnValues::Float((0..500).map(|i| (i % 17) as f64 * 1.5 - 3.0).collect()),
             ColumnValues::Integer((0..500).map(|i| i64::MAX - i).collect()),
@@ -438,10 +562,15 @@ mod tests {
             assert_eq!(rows.counts.iter().sum::<u64>(), 500);
             let mut payload = Vec::new();
             let (ts_encoding, _) = rows.encode_payload(&mut payload);
-            let back = RollupRows::decode_payload(values.field_type(), ts_encoding, rows.len(), &payload).unwrap();
+            let back =
+                RollupRows::decode_payload(values.field_type(), ts_encoding, rows.len(), &payload)
+                    .unwrap();
             assert_eq!(back, rows);
             if values.field_type() == FieldType::Integer {
-                assert!(rows.sum_overflow.iter().any(|o| *o), "sums of i64::MAX-sized values overflow");
+                assert!(
+                    rows.sum_overflow.iter().any(|o| *o),
+                    "sums of i64::MAX-sized values overflow"
+                );
             }
         }
     }

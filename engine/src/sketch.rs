@@ -11,11 +11,17 @@
 use crate::bytes::{DecodeError, Reader, put_ivarint, put_uvarint};
 
 /// The relative accuracy.
-pub const RELATIVE_ACCURACY: f64 = 0.01;
-/// The most bins per sign before the lowest are collapsed.
-pub const MAX_BINS: usize = 2048;
+pub(crate) const RELATIVE_ACCURACY: f64 = 0.01;
+/// The most bins per sign before the lowest are collapsed: 4096 bins of ratio γ span a ratio of
+/// about 10^35 between the smallest and largest magnitude, more than every u64 from 1 up.
+pub(crate) const MAX_BINS: usize = 4096;
 /// Values of smaller magnitude are counted as zero.
-pub const MIN_INDEXABLE: f64 = 1e-12;
+pub(crate) const MIN_INDEXABLE: f64 = 1e-12;
+
+/// Whether `low <= high`; false when either is NaN.
+fn in_order(low: f64, high: f64) -> bool {
+    low <= high
+}
 
 fn gamma() -> f64 {
     (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
@@ -36,7 +42,9 @@ impl PartialEq for Store {
     /// Equal when the same bins hold the same counts, whatever the padding.
     fn eq(&self, other: &Store) -> bool {
         fn occupied(store: &Store) -> (i32, &[u64]) {
-            let Some(first) = store.counts.iter().position(|n| *n > 0) else { return (0, &[]) };
+            let Some(first) = store.counts.iter().position(|n| *n > 0) else {
+                return (0, &[]);
+            };
             let last = store.counts.iter().rposition(|n| *n > 0).unwrap_or(first);
             (store.offset + first as i32, &store.counts[first..=last])
         }
@@ -136,7 +144,10 @@ impl Store {
             return;
         }
         let start = (other.offset - self.offset) as usize;
-        for (slot, n) in self.counts[start..start + other.counts.len()].iter_mut().zip(&other.counts) {
+        for (slot, n) in self.counts[start..start + other.counts.len()]
+            .iter_mut()
+            .zip(&other.counts)
+        {
             *slot += n;
         }
     }
@@ -293,6 +304,7 @@ impl Sketch {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Sketch, DecodeError> {
         let count = r.uvarint()?;
         if count == 0 {
@@ -306,15 +318,27 @@ impl Sketch {
     /// Decodes a sketch written by `encode_bins_only`, taking its extremes from the caller
     /// (the rollup row's minimum and maximum; when those are not finite, the extreme bins'
     /// values stand in).
-    pub(crate) fn decode_without_extremes(r: &mut Reader<'_>, min: f64, max: f64) -> Result<Sketch, DecodeError> {
+    pub(crate) fn decode_without_extremes(
+        r: &mut Reader<'_>,
+        min: f64,
+        max: f64,
+    ) -> Result<Sketch, DecodeError> {
         let count = r.uvarint()?;
         if count == 0 {
             return Ok(Sketch::default());
         }
         let mut sketch = Self::decode_bins(r, count, f64::NEG_INFINITY, f64::INFINITY)?;
-        sketch.min = if min.is_finite() { min } else { sketch.lowest_bin_value() };
-        sketch.max = if max.is_finite() { max } else { sketch.highest_bin_value() };
-        if !(sketch.min <= sketch.max) {
+        sketch.min = if min.is_finite() {
+            min
+        } else {
+            sketch.lowest_bin_value()
+        };
+        sketch.max = if max.is_finite() {
+            max
+        } else {
+            sketch.highest_bin_value()
+        };
+        if !in_order(sketch.min, sketch.max) {
             return Err(r.error("sketch extremes are inconsistent"));
         }
         Ok(sketch)
@@ -327,7 +351,11 @@ impl Sketch {
         if self.zeros > 0 {
             return 0.0;
         }
-        self.positive.counts.iter().position(|n| *n > 0).map_or(0.0, |i| value_of(self.positive.offset + i as i32))
+        self.positive
+            .counts
+            .iter()
+            .position(|n| *n > 0)
+            .map_or(0.0, |i| value_of(self.positive.offset + i as i32))
     }
 
     fn highest_bin_value(&self) -> f64 {
@@ -337,11 +365,25 @@ impl Sketch {
         if self.zeros > 0 {
             return 0.0;
         }
-        self.negative.counts.iter().position(|n| *n > 0).map_or(0.0, |i| -value_of(self.negative.offset + i as i32))
+        self.negative
+            .counts
+            .iter()
+            .position(|n| *n > 0)
+            .map_or(0.0, |i| -value_of(self.negative.offset + i as i32))
     }
 
-    fn decode_bins(r: &mut Reader<'_>, count: u64, min: f64, max: f64) -> Result<Sketch, DecodeError> {
-        let mut sketch = Sketch { count, min, max, ..Sketch::default() };
+    fn decode_bins(
+        r: &mut Reader<'_>,
+        count: u64,
+        min: f64,
+        max: f64,
+    ) -> Result<Sketch, DecodeError> {
+        let mut sketch = Sketch {
+            count,
+            min,
+            max,
+            ..Sketch::default()
+        };
         sketch.zeros = r.uvarint()?;
         let positive = StoredBins::scan(r)?;
         let negative = StoredBins::scan(r)?;
@@ -349,12 +391,15 @@ impl Sketch {
             .into_iter()
             .try_fold(sketch.zeros, u64::checked_add)
             .ok_or_else(|| r.error("sketch counts overflow"))?;
-        if total != count || !(sketch.min <= sketch.max) {
+        if total != count || !in_order(sketch.min, sketch.max) {
             return Err(r.error("sketch counts or extremes are inconsistent"));
         }
         sketch.positive = positive.to_store()?;
         sketch.negative = negative.to_store()?;
-        debug_assert_eq!(sketch.positive.total() + sketch.negative.total() + sketch.zeros, count);
+        debug_assert_eq!(
+            sketch.positive.total() + sketch.negative.total() + sketch.zeros,
+            count
+        );
         Ok(sketch)
     }
 
@@ -367,7 +412,9 @@ impl Sketch {
         let zeros = r.uvarint()?;
         let positive = StoredBins::scan(r)?;
         let negative = StoredBins::scan(r)?;
-        let total = [positive.total, negative.total].into_iter().try_fold(zeros, u64::checked_add);
+        let total = [positive.total, negative.total]
+            .into_iter()
+            .try_fold(zeros, u64::checked_add);
         if total != Some(count) {
             return Err(r.error("sketch counts are inconsistent"));
         }
@@ -377,7 +424,12 @@ impl Sketch {
     /// Adds a sketch written by `encode_bins_only` (with its extremes given, as in
     /// `decode_without_extremes`) without building it first: each sign's range is grown once,
     /// then the stored counts are added in place.
-    pub(crate) fn merge_stored(&mut self, bytes: &[u8], min: f64, max: f64) -> Result<(), DecodeError> {
+    pub(crate) fn merge_stored(
+        &mut self,
+        bytes: &[u8],
+        min: f64,
+        max: f64,
+    ) -> Result<(), DecodeError> {
         let mut r = Reader::new(bytes);
         if !(min.is_finite() && max.is_finite()) {
             let other = Sketch::decode_without_extremes(&mut r, min, max)?;
@@ -391,8 +443,10 @@ impl Sketch {
         let zeros = r.uvarint()?;
         let positive = StoredBins::scan(&mut r)?;
         let negative = StoredBins::scan(&mut r)?;
-        let total = [positive.total, negative.total].into_iter().try_fold(zeros, u64::checked_add);
-        if total != Some(count) || !(min <= max) {
+        let total = [positive.total, negative.total]
+            .into_iter()
+            .try_fold(zeros, u64::checked_add);
+        if total != Some(count) || !in_order(min, max) {
             return Err(r.error("sketch counts or extremes are inconsistent"));
         }
         positive.add_to(&mut self.positive)?;
@@ -422,20 +476,38 @@ impl<'a> StoredBins<'a> {
         let (mut lowest, mut index, mut total) = (0i64, 0i64, 0u64);
         for k in 0..nonzero {
             let at = r.position();
-            index = if k == 0 { r.ivarint()? } else { index.saturating_add(r.uvarint()? as i64) };
+            index = if k == 0 {
+                r.ivarint()?
+            } else {
+                index.saturating_add(r.uvarint()? as i64)
+            };
             let c = r.uvarint()?;
             if k == 0 {
                 lowest = index;
             }
             if c == 0 || !(i64::from(i32::MIN / 2)..=i64::from(i32::MAX / 2)).contains(&index) {
-                return Err(DecodeError { offset: at, reason: "sketch bin out of range or empty".into() });
+                return Err(DecodeError {
+                    offset: at,
+                    reason: "sketch bin out of range or empty".into(),
+                });
             }
             if index - lowest >= MAX_BINS as i64 {
-                return Err(DecodeError { offset: at, reason: "sketch bins span too wide a range".into() });
+                return Err(DecodeError {
+                    offset: at,
+                    reason: "sketch bins span too wide a range".into(),
+                });
             }
-            total = total.checked_add(c).ok_or_else(|| r.error("sketch counts overflow"))?;
+            total = total
+                .checked_add(c)
+                .ok_or_else(|| r.error("sketch counts overflow"))?;
         }
-        Ok(StoredBins { pairs, nonzero, lowest, highest: index, total })
+        Ok(StoredBins {
+            pairs,
+            nonzero,
+            lowest,
+            highest: index,
+            total,
+        })
     }
 
     /// Calls `f(position from the lowest bin, count)` for each bin (the pairs were checked by
@@ -460,7 +532,10 @@ impl<'a> StoredBins<'a> {
         }
         let mut counts = vec![0u64; (self.highest - self.lowest + 1) as usize];
         self.for_each(|at, n| counts[at] += n)?;
-        Ok(Store { offset: self.lowest as i32, counts })
+        Ok(Store {
+            offset: self.lowest as i32,
+            counts,
+        })
     }
 
     fn add_to(&self, store: &mut Store) -> Result<(), DecodeError> {
@@ -546,6 +621,9 @@ mod tests {
         }
         assert!(s.positive.counts.len() <= MAX_BINS);
         let top = s.value_at_rank(s.count() - 2).unwrap();
-        assert!((top - 1e49).abs() <= 1e49 * RELATIVE_ACCURACY * 1.0001, "{top}");
+        assert!(
+            (top - 1e49).abs() <= 1e49 * RELATIVE_ACCURACY * 1.0001,
+            "{top}"
+        );
     }
 }

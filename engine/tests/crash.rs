@@ -19,8 +19,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tally_engine::{
-    Clock, ColumnValues, CompactionOptions, Engine, EngineOptions, FieldType, FieldValue, FsyncPolicy,
-    PointBatch, Retention, TagFilter,
+    Clock, ColumnValues, CompactionOptions, Engine, EngineOptions, FieldType, FieldValue,
+    FsyncPolicy, PointBatch, Retention, TagFilter,
 };
 
 const POINTS_PER_BATCH: i64 = 50;
@@ -93,10 +93,21 @@ fn crash_child() {
     };
     let first: u64 = std::env::var("TALLY_CRASH_FIRST").unwrap().parse().unwrap();
     let clock = Clock::manual(1_796_083_200_000_000_000 + first as i64 * 1_000_000_000);
-    let engine = Engine::open(&dir, EngineOptions { clock: clock.clone(), ..crash_options() }).unwrap();
+    let engine = Engine::open(
+        &dir,
+        EngineOptions {
+            clock: clock.clone(),
+            ..crash_options()
+        },
+    )
+    .unwrap();
     let db = engine.create_database("db").unwrap();
     let old = engine.create_database("old").unwrap();
-    old.set_retention(Retention { raw: Some(Duration::from_secs(300)), tiers: Vec::new() }).unwrap();
+    old.set_retention(Retention {
+        raw: Some(Duration::from_secs(300)),
+        tiers: Vec::new(),
+    })
+    .unwrap();
     let mut id = first;
     loop {
         db.write(&batch_for(id)).unwrap();
@@ -114,7 +125,9 @@ fn crash_child() {
 /// Checks the `old` database: every batch whole or gone, and every file in the directory named
 /// by the manifest (leftovers of a killed compaction were cleaned up at open).
 fn check_old(dir: &std::path::Path, engine: &Engine) {
-    let Some(db) = engine.database("old") else { return };
+    let Some(db) = engine.database("old") else {
+        return;
+    };
     let mut per_batch: BTreeMap<i64, i64> = BTreeMap::new();
     for col in db.select("old", Some("v"), &TagFilter::All) {
         let view = db.read(&[col.id], i64::MIN, i64::MAX).unwrap();
@@ -122,18 +135,26 @@ fn check_old(dir: &std::path::Path, engine: &Engine) {
         let mut values = ColumnValues::new(FieldType::Integer);
         for piece in view.pieces(col.id).unwrap() {
             piece.decode_into(&mut ts, &mut values).unwrap();
-            let ColumnValues::Integer(vals) = &values else { panic!("wrong type") };
+            let ColumnValues::Integer(vals) = &values else {
+                panic!("wrong type")
+            };
             for v in vals {
                 *per_batch.entry(*v).or_default() += 1;
             }
         }
     }
     for (batch, n) in per_batch {
-        assert_eq!(n, POINTS_PER_BATCH, "old batch {batch} is torn ({n} points)");
+        assert_eq!(
+            n, POINTS_PER_BATCH,
+            "old batch {batch} is torn ({n} points)"
+        );
     }
     for entry in std::fs::read_dir(dir.join("dbs/old")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(!name.ends_with(".tmp"), "a half-written file survived the restart: {name}");
+        assert!(
+            !name.ends_with(".tmp"),
+            "a half-written file survived the restart: {name}"
+        );
     }
 }
 

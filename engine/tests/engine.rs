@@ -491,12 +491,21 @@ fn a_snapshot_holds_every_write_before_it_and_opens_as_a_data_directory() {
     let target = dir.path().join("snap");
     let snapshot = engine.snapshot(&target, None).unwrap();
     assert_eq!(snapshot.len(), 1);
-    assert!(snapshot[0].1.files.iter().any(|(p, _)| p.to_string_lossy().ends_with(".tseg")));
+    assert!(
+        snapshot[0]
+            .1
+            .files
+            .iter()
+            .any(|(p, _)| p.to_string_lossy().ends_with(".tseg"))
+    );
     let mut batch = PointBatch::new();
     float_point(&mut batch, "a", 10_000_000_000_000, 1.0);
     db.write(&batch).unwrap(); // after the snapshot
     db.flush(true).unwrap(); // deletes the WAL files the snapshot linked
-    assert!(engine.snapshot(&target, None).is_err(), "an existing target must be refused");
+    assert!(
+        engine.snapshot(&target, None).is_err(),
+        "an existing target must be refused"
+    );
     let copy = Engine::open(&target, options()).unwrap();
     let points = read_column(&copy.database("db").unwrap(), "cpu", "a", "v");
     assert_eq!(points.len(), 700);

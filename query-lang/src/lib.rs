@@ -6,8 +6,8 @@ mod exec;
 mod syntax;
 
 pub use exec::{
-    QueryError, QueryLimits, QueryOptions, QueryResult, ResultSeries, StatementResult, Value,
-    execute,
+    AlertCatalog, CatalogTable, QueryError, QueryLimits, QueryOptions, QueryResult, ResultSeries,
+    StatementResult, Value, execute,
 };
 
 pub use syntax::{

@@ -4,9 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::borrow::Cow;
-use std::time::Duration;
 
-use tally_engine::{Clock, CompactionOptions, Engine, EngineOptions, FieldValue, FsyncPolicy, PointBatch};
+use tally_engine::{
+    Clock, CompactionOptions, Engine, EngineOptions, FieldValue, FsyncPolicy, PointBatch,
+};
 use tally_query::{QueryOptions, Value};
 
 const DAY: i64 = 86_400_000_000_000;
@@ -19,7 +20,10 @@ fn setup() -> (tempfile::TempDir, Engine) {
     let options = EngineOptions {
         fsync: FsyncPolicy::Never,
         clock,
-        compaction: CompactionOptions { enabled: false, ..CompactionOptions::default() },
+        compaction: CompactionOptions {
+            enabled: false,
+            ..CompactionOptions::default()
+        },
         ..EngineOptions::default()
     };
     let engine = Engine::open(dir.path(), options).unwrap();
@@ -43,8 +47,14 @@ fn setup() -> (tempfile::TempDir, Engine) {
                         "gpu",
                         [(Cow::Borrowed("host"), Cow::Owned(format!("h{host}")))],
                         [
-                            (Cow::Borrowed("power"), FieldValue::Float(50.0 + (seed % 4000) as f64 / 10.0)),
-                            (Cow::Borrowed("util"), FieldValue::Integer((seed % 101) as i64)),
+                            (
+                                Cow::Borrowed("power"),
+                                FieldValue::Float(50.0 + (seed % 4000) as f64 / 10.0),
+                            ),
+                            (
+                                Cow::Borrowed("util"),
+                                FieldValue::Integer((seed % 101) as i64),
+                            ),
                         ],
                         t,
                     )
@@ -59,7 +69,12 @@ fn setup() -> (tempfile::TempDir, Engine) {
 }
 
 fn run(engine: &Engine, q: &str, raw_only: bool) -> Vec<tally_query::ResultSeries> {
-    let options = QueryOptions { database: Some("db".into()), now_ns: Some(T0 + 10 * DAY), raw_only, ..QueryOptions::default() };
+    let options = QueryOptions {
+        database: Some("db".into()),
+        now_ns: Some(T0 + 10 * DAY),
+        raw_only,
+        ..QueryOptions::default()
+    };
     let results = tally_query::execute(engine, q, &options).unwrap();
     assert!(results[0].error.is_none(), "{q}: {:?}", results[0].error);
     results[0].series.clone()
@@ -67,7 +82,9 @@ fn run(engine: &Engine, q: &str, raw_only: bool) -> Vec<tally_query::ResultSerie
 
 fn close(a: &Value, b: &Value, relative: f64) -> bool {
     match (a, b) {
-        (Value::Float(x), Value::Float(y)) => (x - y).abs() <= relative * x.abs().max(y.abs()) + 1e-9,
+        (Value::Float(x), Value::Float(y)) => {
+            (x - y).abs() <= relative * x.abs().max(y.abs()) + 1e-9
+        }
         // Integer estimates are rounded: half a unit more.
         (Value::Integer(x), Value::Integer(y)) if relative > 1e-9 => {
             ((x - y).abs() as f64) <= relative * (*x).abs().max((*y).abs()) as f64 + 0.5
@@ -82,11 +99,18 @@ fn compare(engine: &Engine, q: &str, relative: f64) {
     assert_eq!(tiered.len(), raw.len(), "{q}");
     assert!(!raw.is_empty(), "{q} returned nothing");
     for (t, r) in tiered.iter().zip(&raw) {
-        assert_eq!((&t.name, &t.tags, &t.columns), (&r.name, &r.tags, &r.columns), "{q}");
+        assert_eq!(
+            (&t.name, &t.tags, &t.columns),
+            (&r.name, &r.tags, &r.columns),
+            "{q}"
+        );
         assert_eq!(t.values.len(), r.values.len(), "{q}");
         for (row_t, row_r) in t.values.iter().zip(&r.values) {
             for (a, b) in row_t.iter().zip(row_r) {
-                assert!(close(a, b, relative), "{q}: tier {a:?} vs raw {b:?} in {row_t:?} / {row_r:?}");
+                assert!(
+                    close(a, b, relative),
+                    "{q}: tier {a:?} vs raw {b:?} in {row_t:?} / {row_r:?}"
+                );
             }
         }
     }
@@ -94,7 +118,11 @@ fn compare(engine: &Engine, q: &str, relative: f64) {
 
 fn explain(engine: &Engine, q: &str) -> String {
     let series = run(engine, &format!("EXPLAIN {q}"), false);
-    series[0].values.iter().map(|r| format!("{:?}\n", r[0])).collect()
+    series[0]
+        .values
+        .iter()
+        .map(|r| format!("{:?}\n", r[0]))
+        .collect()
 }
 
 #[test]
@@ -114,14 +142,32 @@ fn exact_aggregates_from_tiers_equal_raw_answers() {
     ] {
         compare(&engine, &q, 1e-12);
     }
-    let plan = explain(&engine, &format!("SELECT mean(power) FROM gpu WHERE {range} GROUP BY time(1h)"));
+    let plan = explain(
+        &engine,
+        &format!("SELECT mean(power) FROM gpu WHERE {range} GROUP BY time(1h)"),
+    );
     assert!(plan.contains("tier: 1h rollups for 3 block(s)"), "{plan}");
-    let plan = explain(&engine, &format!("SELECT mean(power) FROM gpu WHERE {range} GROUP BY time(5m)"));
+    let plan = explain(
+        &engine,
+        &format!("SELECT mean(power) FROM gpu WHERE {range} GROUP BY time(5m)"),
+    );
     assert!(plan.contains("tier: 1m rollups"), "{plan}");
-    let plan = explain(&engine, &format!("SELECT mean(power) FROM gpu WHERE {range} GROUP BY time(90s)"));
-    assert!(plan.contains("tier: raw (GROUP BY time is not a multiple"), "{plan}");
-    let plan = explain(&engine, &format!("SELECT stddev(power) FROM gpu WHERE {range} GROUP BY time(1h)"));
-    assert!(plan.contains("tier: raw (stddev needs every point)"), "{plan}");
+    let plan = explain(
+        &engine,
+        &format!("SELECT mean(power) FROM gpu WHERE {range} GROUP BY time(90s)"),
+    );
+    assert!(
+        plan.contains("tier: raw (GROUP BY time is not a multiple"),
+        "{plan}"
+    );
+    let plan = explain(
+        &engine,
+        &format!("SELECT stddev(power) FROM gpu WHERE {range} GROUP BY time(1h)"),
+    );
+    assert!(
+        plan.contains("tier: raw (stddev needs every point)"),
+        "{plan}"
+    );
 }
 
 #[test]
@@ -129,8 +175,18 @@ fn percentiles_from_tiers_are_within_the_sketch_error() {
     let (_dir, engine) = setup();
     let range = "time >= '2026-11-01T00:00:00Z' AND time < '2026-11-04T00:00:00Z'";
     // The sketch keeps every value within 1 % of its true value at the same rank.
-    compare(&engine, &format!("SELECT p99(power), p50(power), percentile(power, 90) FROM gpu WHERE {range} GROUP BY time(1h), host"), 0.0101);
-    compare(&engine, &format!("SELECT p95(util) FROM gpu WHERE {range} GROUP BY time(1d)"), 0.0101);
+    compare(
+        &engine,
+        &format!(
+            "SELECT p99(power), p50(power), percentile(power, 90) FROM gpu WHERE {range} GROUP BY time(1h), host"
+        ),
+        0.0101,
+    );
+    compare(
+        &engine,
+        &format!("SELECT p95(util) FROM gpu WHERE {range} GROUP BY time(1d)"),
+        0.0101,
+    );
 }
 
 #[test]
@@ -139,10 +195,17 @@ fn tier_queries_read_rows_not_points() {
     let q = "SELECT mean(power) FROM gpu WHERE time >= '2026-11-01T00:00:00Z' AND time < '2026-11-04T00:00:00Z' GROUP BY time(1h)";
     let analyze = |raw_only: bool| -> String {
         let series = run(&engine, &format!("EXPLAIN ANALYZE {q}"), raw_only);
-        series[0].values.iter().map(|r| format!("{:?}\n", r[0])).collect()
+        series[0]
+            .values
+            .iter()
+            .map(|r| format!("{:?}\n", r[0]))
+            .collect()
     };
     let tiered = analyze(false);
-    assert!(tiered.contains("rollup rows read: 216"), "3 hosts x 72 hours:\n{tiered}");
+    assert!(
+        tiered.contains("rollup rows read: 216"),
+        "3 hosts x 72 hours:\n{tiered}"
+    );
     assert!(tiered.contains("(0 points)"), "{tiered}");
     let raw = analyze(true);
     assert!(raw.contains("rollup rows read: 0"), "{raw}");

@@ -46,19 +46,28 @@ impl AggKind {
         )
     }
 
-    /// Whether chunk statistics can answer the function for a chunk wholly inside a bucket.
-    pub(crate) fn uses_stats(self) -> bool {
-        matches!(
-            self,
-            AggKind::Count
-                | AggKind::Sum
-                | AggKind::Mean
-                | AggKind::Min
-                | AggKind::Max
-                | AggKind::First
-                | AggKind::Last
-                | AggKind::Spread
-        )
+    /// Whether a chunk's statistics answer the function exactly for a chunk wholly inside a
+    /// bucket: string chunks keep no values in their statistics, and an integer sum that
+    /// overflowed inside the chunk was not kept (sum and mean then decode the chunk).
+    pub(crate) fn answers_from_stats(self, stats: &ValueStats) -> bool {
+        let numeric = matches!(
+            stats,
+            ValueStats::Float { .. } | ValueStats::Integer { .. } | ValueStats::Unsigned { .. }
+        );
+        match self {
+            AggKind::Count => true,
+            AggKind::Sum | AggKind::Mean => matches!(
+                stats,
+                ValueStats::Float { .. }
+                    | ValueStats::Integer { sum: Some(_), .. }
+                    | ValueStats::Unsigned { sum: Some(_), .. }
+            ),
+            AggKind::Min | AggKind::Max | AggKind::Spread => numeric,
+            AggKind::First | AggKind::Last => {
+                numeric || matches!(stats, ValueStats::Boolean { .. })
+            }
+            _ => false,
+        }
     }
 
     /// Why the function cannot take a field of type `t`, if it cannot.
@@ -194,7 +203,11 @@ fn num_at(values: &ColumnValues, i: usize) -> Option<Num> {
 
 /// The smallest (or largest) value of a run and its index, skipping values `skip` rejects
 /// (NaN); the earliest wins ties.
-fn extreme<T: Copy + PartialOrd>(run: &[T], want_max: bool, skip: impl Fn(T) -> bool) -> Option<(T, usize)> {
+fn extreme<T: Copy + PartialOrd>(
+    run: &[T],
+    want_max: bool,
+    skip: impl Fn(T) -> bool,
+) -> Option<(T, usize)> {
     let mut best: Option<(T, usize)> = None;
     for (i, &x) in run.iter().enumerate() {
         if skip(x) {
@@ -203,7 +216,11 @@ fn extreme<T: Copy + PartialOrd>(run: &[T], want_max: bool, skip: impl Fn(T) -> 
         best = match best {
             None => Some((x, i)),
             Some((cur, j)) => {
-                if (want_max && x > cur) || (!want_max && x < cur) { Some((x, i)) } else { Some((cur, j)) }
+                if (want_max && x > cur) || (!want_max && x < cur) {
+                    Some((x, i))
+                } else {
+                    Some((cur, j))
+                }
             }
         };
     }
@@ -212,6 +229,45 @@ fn extreme<T: Copy + PartialOrd>(run: &[T], want_max: bool, skip: impl Fn(T) -> 
 
 fn value_at(values: &ColumnValues, i: usize) -> Value {
     values.get(i).map_or(Value::Null, |v| Value::from_field(&v))
+}
+
+/// Offers `(x, t)` to a min or max slot. NaN is ignored unless every value is NaN: a NaN only
+/// fills an empty slot and gives way to any number; equal values go to the earlier point.
+fn offer_extreme(slot: &mut Option<(Num, i64)>, want_max: bool, x: Num, t: i64) {
+    let better = match *slot {
+        None => true,
+        Some((cur, cur_t)) => match (cur.is_nan(), x.is_nan()) {
+            (false, true) => false,
+            (true, false) => true,
+            (true, true) => t < cur_t,
+            (false, false) => match x.cmp(cur) {
+                Ordering::Equal => t < cur_t,
+                Ordering::Greater => want_max,
+                Ordering::Less => !want_max,
+            },
+        },
+    };
+    if better {
+        *slot = Some((x, t));
+    }
+}
+
+/// Widens a spread slot by `(lo, hi)`; a NaN `lo` stands for values that were all NaN, which
+/// count only while no number has been seen (the spread is then NaN).
+fn offer_spread(slot: &mut Option<(Num, Num)>, lo: Num, hi: Num) {
+    *slot = Some(match *slot {
+        None => (lo, hi),
+        Some(current) if lo.is_nan() => current,
+        Some((a, _)) if a.is_nan() => (lo, hi),
+        Some((a, z)) => (
+            if lo.cmp(a) == Ordering::Less { lo } else { a },
+            if hi.cmp(z) == Ordering::Greater {
+                hi
+            } else {
+                z
+            },
+        ),
+    });
 }
 
 impl Accumulator {
@@ -225,7 +281,12 @@ impl Accumulator {
             AggKind::Stddev => State::Stddev(vec![Welford::default(); buckets]),
             _ => State::Samples(vec![Vec::new(); buckets]),
         };
-        Accumulator { kind, field_type, state, sketches: Vec::new() }
+        Accumulator {
+            kind,
+            field_type,
+            state,
+            sketches: Vec::new(),
+        }
     }
 
     /// Whether rollup rows can stand for the points of a bucket for this function (exactly,
@@ -263,7 +324,9 @@ impl Accumulator {
                 }
                 let s = &mut s[b];
                 match &rows.sum {
-                    ColumnValues::Float(v) => s.float = if s.n == 0 { v[i] } else { s.float + v[i] },
+                    ColumnValues::Float(v) => {
+                        s.float = if s.n == 0 { v[i] } else { s.float + v[i] }
+                    }
                     ColumnValues::Integer(v) => s.int += i128::from(v[i]),
                     ColumnValues::Unsigned(v) => s.int += i128::from(v[i]),
                     _ => return false,
@@ -271,20 +334,14 @@ impl Accumulator {
                 s.n += rows.counts[i];
             }
             State::Extreme(e) => {
-                let Some(x) = num(if kind == AggKind::Max { &rows.max } else { &rows.min }) else { return false };
-                if x.is_nan() {
-                    return true;
-                }
-                let better = match e[b] {
-                    None => true,
-                    Some((cur, _)) => {
-                        let o = x.cmp(cur);
-                        if kind == AggKind::Max { o == Ordering::Greater } else { o == Ordering::Less }
-                    }
+                let Some(x) = num(if kind == AggKind::Max {
+                    &rows.max
+                } else {
+                    &rows.min
+                }) else {
+                    return false;
                 };
-                if better {
-                    e[b] = Some((x, rows.times[i]));
-                }
+                offer_extreme(&mut e[b], kind == AggKind::Max, x, rows.times[i]);
             }
             State::Edge(e) => {
                 let (t, v) = if kind == AggKind::First {
@@ -294,33 +351,31 @@ impl Accumulator {
                 };
                 let replace = match &e[b] {
                     None => true,
-                    Some((cur, _)) => if kind == AggKind::First { t < *cur } else { t > *cur },
+                    Some((cur, _)) => {
+                        if kind == AggKind::First {
+                            t < *cur
+                        } else {
+                            t > *cur
+                        }
+                    }
                 };
                 if replace {
                     e[b] = Some((t, v));
                 }
             }
             State::Spread(s) => {
-                let (Some(lo), Some(hi)) = (num(&rows.min), num(&rows.max)) else { return false };
-                if lo.is_nan() {
-                    return true;
-                }
-                s[b] = Some(match s[b] {
-                    None => (lo, hi),
-                    Some((a, z)) => (
-                        if lo.cmp(a) == Ordering::Less { lo } else { a },
-                        if hi.cmp(z) == Ordering::Greater { hi } else { z },
-                    ),
-                });
+                let (Some(lo), Some(hi)) = (num(&rows.min), num(&rows.max)) else {
+                    return false;
+                };
+                offer_spread(&mut s[b], lo, hi);
             }
             State::Samples(_) => {
-                let Some(sketch) = rows.sketches.get(i) else { return false };
                 if self.sketches.is_empty() {
                     self.sketches = vec![None; n_buckets];
                 }
-                match &mut self.sketches[b] {
-                    Some(total) => total.merge(sketch),
-                    slot @ None => *slot = Some(sketch.clone()),
+                let total = self.sketches[b].get_or_insert_with(Sketch::default);
+                if !rows.merge_sketch_into(i, total) {
+                    return false;
                 }
             }
             State::Stddev(_) => return false,
@@ -374,22 +429,23 @@ impl Accumulator {
                 let want_max = kind == AggKind::Max;
                 // Typed loops with native comparisons: the hot path of min() and max().
                 let found = match values {
-                    ColumnValues::Float(v) => extreme(&v[range.clone()], want_max, |x| x.is_nan()).map(|(x, i)| (Num::F(x), i)),
-                    ColumnValues::Integer(v) => extreme(&v[range.clone()], want_max, |_| false).map(|(x, i)| (Num::I(x), i)),
-                    ColumnValues::Unsigned(v) => extreme(&v[range.clone()], want_max, |_| false).map(|(x, i)| (Num::U(x), i)),
+                    ColumnValues::Float(v) => extreme(&v[range.clone()], want_max, |x| x.is_nan())
+                        .map(|(x, i)| (Num::F(x), i)),
+                    ColumnValues::Integer(v) => {
+                        extreme(&v[range.clone()], want_max, |_| false).map(|(x, i)| (Num::I(x), i))
+                    }
+                    ColumnValues::Unsigned(v) => {
+                        extreme(&v[range.clone()], want_max, |_| false).map(|(x, i)| (Num::U(x), i))
+                    }
                     _ => None,
                 };
-                if let Some((x, i)) = found {
-                    let better = match e[b] {
-                        None => true,
-                        Some((cur, _)) => {
-                            let o = x.cmp(cur);
-                            if want_max { o == Ordering::Greater } else { o == Ordering::Less }
-                        }
-                    };
-                    if better {
-                        e[b] = Some((x, ts[range.start + i]));
+                match found {
+                    Some((x, i)) => offer_extreme(&mut e[b], want_max, x, ts[range.start + i]),
+                    // Every value of the run is NaN.
+                    None if matches!(values, ColumnValues::Float(_)) => {
+                        offer_extreme(&mut e[b], want_max, Num::F(f64::NAN), ts[range.start])
                     }
+                    None => {}
                 }
             }
             State::Edge(e) => {
@@ -416,26 +472,31 @@ impl Accumulator {
                 let found = match values {
                     ColumnValues::Float(v) => {
                         let run = &v[range.clone()];
-                        extreme(run, false, |x| x.is_nan()).zip(extreme(run, true, |x| x.is_nan())).map(|((lo, _), (hi, _))| (Num::F(lo), Num::F(hi)))
+                        extreme(run, false, |x| x.is_nan())
+                            .zip(extreme(run, true, |x| x.is_nan()))
+                            .map(|((lo, _), (hi, _))| (Num::F(lo), Num::F(hi)))
                     }
                     ColumnValues::Integer(v) => {
                         let run = &v[range.clone()];
-                        extreme(run, false, |_| false).zip(extreme(run, true, |_| false)).map(|((lo, _), (hi, _))| (Num::I(lo), Num::I(hi)))
+                        extreme(run, false, |_| false)
+                            .zip(extreme(run, true, |_| false))
+                            .map(|((lo, _), (hi, _))| (Num::I(lo), Num::I(hi)))
                     }
                     ColumnValues::Unsigned(v) => {
                         let run = &v[range.clone()];
-                        extreme(run, false, |_| false).zip(extreme(run, true, |_| false)).map(|((lo, _), (hi, _))| (Num::U(lo), Num::U(hi)))
+                        extreme(run, false, |_| false)
+                            .zip(extreme(run, true, |_| false))
+                            .map(|((lo, _), (hi, _))| (Num::U(lo), Num::U(hi)))
                     }
                     _ => None,
                 };
-                if let Some((lo, hi)) = found {
-                    s[b] = Some(match s[b] {
-                        None => (lo, hi),
-                        Some((a, z)) => (
-                            if lo.cmp(a) == Ordering::Less { lo } else { a },
-                            if hi.cmp(z) == Ordering::Greater { hi } else { z },
-                        ),
-                    });
+                match found {
+                    Some((lo, hi)) => offer_spread(&mut s[b], lo, hi),
+                    // Every value of the run is NaN.
+                    None if matches!(values, ColumnValues::Float(_)) => {
+                        offer_spread(&mut s[b], Num::F(f64::NAN), Num::F(f64::NAN))
+                    }
+                    None => {}
                 }
             }
             State::Stddev(w) => {
@@ -522,24 +583,9 @@ impl Accumulator {
                     ValueStats::Unsigned { min, max, .. } => (Num::U(*min), Num::U(*max)),
                     _ => return false,
                 };
+                // Statistics ignore NaN: a NaN minimum means every value is NaN.
                 let x = if kind == AggKind::Max { hi } else { lo };
-                if x.is_nan() {
-                    return true;
-                }
-                let better = match e[b] {
-                    None => true,
-                    Some((cur, _)) => {
-                        let o = x.cmp(cur);
-                        if kind == AggKind::Max {
-                            o == Ordering::Greater
-                        } else {
-                            o == Ordering::Less
-                        }
-                    }
-                };
-                if better {
-                    e[b] = Some((x, stats.min_time));
-                }
+                offer_extreme(&mut e[b], kind == AggKind::Max, x, stats.min_time);
             }
             (State::Spread(s), values) => {
                 let (lo, hi) = match values {
@@ -548,20 +594,7 @@ impl Accumulator {
                     ValueStats::Unsigned { min, max, .. } => (Num::U(*min), Num::U(*max)),
                     _ => return false,
                 };
-                if lo.is_nan() {
-                    return true;
-                }
-                s[b] = Some(match s[b] {
-                    None => (lo, hi),
-                    Some((a, z)) => (
-                        if lo.cmp(a) == Ordering::Less { lo } else { a },
-                        if hi.cmp(z) == Ordering::Greater {
-                            hi
-                        } else {
-                            z
-                        },
-                    ),
-                });
+                offer_spread(&mut s[b], lo, hi);
             }
             _ => return false,
         }
@@ -599,22 +632,7 @@ impl Accumulator {
             }),
             (State::Extreme(a), State::Extreme(b)) => a.iter_mut().zip(b).for_each(|(x, y)| {
                 if let Some((v, t)) = y {
-                    let better = match x {
-                        None => true,
-                        Some((cur, cur_t)) => match v.cmp(*cur) {
-                            Ordering::Equal => t < *cur_t,
-                            o => {
-                                if kind == AggKind::Max {
-                                    o == Ordering::Greater
-                                } else {
-                                    o == Ordering::Less
-                                }
-                            }
-                        },
-                    };
-                    if better {
-                        *x = Some((v, t));
-                    }
+                    offer_extreme(x, kind == AggKind::Max, v, t);
                 }
             }),
             (State::Edge(a), State::Edge(b)) => a.iter_mut().zip(b).for_each(|(x, y)| {
@@ -636,17 +654,7 @@ impl Accumulator {
             }),
             (State::Spread(a), State::Spread(b)) => a.iter_mut().zip(b).for_each(|(x, y)| {
                 if let Some((lo, hi)) = y {
-                    *x = Some(match *x {
-                        None => (lo, hi),
-                        Some((a, z)) => (
-                            if lo.cmp(a) == Ordering::Less { lo } else { a },
-                            if hi.cmp(z) == Ordering::Greater {
-                                hi
-                            } else {
-                                z
-                            },
-                        ),
-                    });
+                    offer_spread(x, lo, hi);
                 }
             }),
             (State::Stddev(a), State::Stddev(b)) => {
@@ -668,7 +676,13 @@ impl Accumulator {
             State::Edge(e) => e[b].is_some(),
             State::Spread(s) => s[b].is_some(),
             State::Stddev(w) => w[b].n > 0,
-            State::Samples(s) => !s[b].is_empty() || self.sketches.get(b).is_some_and(|k| k.as_ref().is_some_and(|k| k.count() > 0)),
+            State::Samples(s) => {
+                !s[b].is_empty()
+                    || self
+                        .sketches
+                        .get(b)
+                        .is_some_and(|k| k.as_ref().is_some_and(|k| k.count() > 0))
+            }
         }
     }
 
@@ -730,23 +744,38 @@ impl Accumulator {
             State::Samples(s) if self.sketches.get(b).is_some_and(Option::is_some) => {
                 // Rollup rows contributed: answer from the merged sketch, with this bucket's
                 // raw samples added to it.
-                let mut sketch = self.sketches[b].clone().unwrap_or_default();
-                for (_, v) in &s[b] {
-                    if let Some(x) = v.as_f64() {
-                        sketch.add(x);
+                let with_samples;
+                let sketch = match &self.sketches[b] {
+                    Some(merged) if s[b].is_empty() => merged,
+                    merged => {
+                        let mut copy = merged.clone().unwrap_or_default();
+                        for (_, v) in &s[b] {
+                            if let Some(x) = v.as_f64() {
+                                copy.add(x);
+                            }
+                        }
+                        with_samples = copy;
+                        &with_samples
                     }
-                }
+                };
                 let n = sketch.count();
                 let value = match kind {
                     AggKind::Percentile(p) => {
                         let i = ((n as f64) * p / 100.0 + 0.5).floor() as i64 - 1;
-                        if i < 0 { None } else { sketch.value_at_rank(i as u64) }
+                        if i < 0 {
+                            None
+                        } else {
+                            sketch.value_at_rank(i as u64)
+                        }
                     }
                     AggKind::Median if n > 0 => {
                         if n % 2 == 1 {
                             sketch.value_at_rank(n / 2)
                         } else {
-                            sketch.value_at_rank(n / 2 - 1).zip(sketch.value_at_rank(n / 2)).map(|(a, z)| (a + z) / 2.0)
+                            sketch
+                                .value_at_rank(n / 2 - 1)
+                                .zip(sketch.value_at_rank(n / 2))
+                                .map(|(a, z)| (a + z) / 2.0)
                         }
                     }
                     _ => None,
@@ -754,8 +783,12 @@ impl Accumulator {
                 // A percentile keeps the field's type (it selects a value); the estimate of an
                 // integer is rounded.
                 let typed = |v: f64| match (kind, field_type) {
-                    (AggKind::Percentile(_), FieldType::Integer) => Value::Integer(v.round() as i64),
-                    (AggKind::Percentile(_), FieldType::Unsigned) => Value::Unsigned(v.round().max(0.0) as u64),
+                    (AggKind::Percentile(_), FieldType::Integer) => {
+                        Value::Integer(v.round() as i64)
+                    }
+                    (AggKind::Percentile(_), FieldType::Unsigned) => {
+                        Value::Unsigned(v.round().max(0.0) as u64)
+                    }
                     _ => Value::Float(v),
                 };
                 (value.map_or(Value::Null, typed), None)
@@ -918,6 +951,43 @@ mod tests {
         assert_eq!(run(AggKind::Sum, v).0, Value::Integer(i64::MAX - 5));
         let v = ColumnValues::Integer(vec![i64::MIN, i64::MAX]);
         assert_eq!(run(AggKind::Spread, v).0, Value::Float(u64::MAX as f64));
+    }
+
+    #[test]
+    fn nan_counts_for_min_max_and_spread_only_when_every_value_is_nan() {
+        let is_nan = |v: Value| matches!(v, Value::Float(x) if x.is_nan());
+        let all_nan = || ColumnValues::Float(vec![f64::NAN, f64::NAN, f64::NAN]);
+        assert!(is_nan(run(AggKind::Min, all_nan()).0));
+        assert!(is_nan(run(AggKind::Max, all_nan()).0));
+        assert!(is_nan(run(AggKind::Spread, all_nan()).0));
+        // A number in either half of the split (see `run`) wins over the NaN of the other half.
+        for values in [
+            vec![f64::NAN, 2.0, 5.0, f64::NAN],
+            vec![2.0, 5.0, f64::NAN, f64::NAN],
+        ] {
+            let v = || ColumnValues::Float(values.clone());
+            assert_eq!(run(AggKind::Min, v()).0, Value::Float(2.0));
+            assert_eq!(run(AggKind::Max, v()).0, Value::Float(5.0));
+            assert_eq!(run(AggKind::Spread, v()).0, Value::Float(3.0));
+        }
+    }
+
+    #[test]
+    fn statistics_answer_only_what_they_keep() {
+        let strings = ValueStats::String;
+        assert!(AggKind::Count.answers_from_stats(&strings));
+        assert!(!AggKind::First.answers_from_stats(&strings));
+        assert!(!AggKind::Last.answers_from_stats(&strings));
+        let overflowed = ValueStats::Integer {
+            min: 1,
+            max: i64::MAX,
+            sum: None,
+            first: 1,
+            last: i64::MAX,
+        };
+        assert!(!AggKind::Sum.answers_from_stats(&overflowed));
+        assert!(!AggKind::Mean.answers_from_stats(&overflowed));
+        assert!(AggKind::Max.answers_from_stats(&overflowed));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tally_engine::{Database, Engine, TagFilter};
 
 use super::ExecContext;
+use super::alerts::AlertCatalog;
 use super::condition::{self, Schema, compile_regex};
 use super::error::{QueryError, QueryResult, invalid};
 use super::result::ResultSeries;
@@ -21,14 +22,13 @@ pub(crate) fn execute(
     default_db: Option<&str>,
     statement: &Statement,
     ctx: &ExecContext,
+    alerts: Option<&dyn AlertCatalog>,
 ) -> QueryResult<Vec<ResultSeries>> {
     match statement {
         Statement::CreateDatabase(s) => {
             let db = engine.create_database(&s.name.name)?;
-            if let Some(r) = &s.retention {
-                if let Some(d) = r.duration {
-                    set_raw_retention(&db, d)?;
-                }
+            if let Some(d) = s.retention.as_ref().and_then(|r| r.duration) {
+                set_raw_retention(&db, d)?;
             }
             Ok(Vec::new())
         }
@@ -54,7 +54,9 @@ pub(crate) fn execute(
             // Tally keeps one retention per database (raw data plus rollup tiers); it is shown
             // in the shape clients expect, as InfluxDB's default policy, with the tiers added.
             let retention = db.retention();
-            let raw = retention.raw.map_or_else(|| "0s".to_string(), influx_duration);
+            let raw = retention
+                .raw
+                .map_or_else(|| "0s".to_string(), influx_duration);
             let tiers: Vec<String> = retention
                 .tiers
                 .iter()
@@ -62,14 +64,22 @@ pub(crate) fn execute(
                     format!(
                         "{}={}",
                         tally_engine::format_duration(t.resolution),
-                        t.retention.map_or_else(|| "inf".to_string(), tally_engine::format_duration)
+                        t.retention
+                            .map_or_else(|| "inf".to_string(), tally_engine::format_duration)
                     )
                 })
                 .collect();
             Ok(vec![ResultSeries {
-                columns: ["name", "duration", "shardGroupDuration", "replicaN", "default", "tiers"]
-                    .map(String::from)
-                    .to_vec(),
+                columns: [
+                    "name",
+                    "duration",
+                    "shardGroupDuration",
+                    "replicaN",
+                    "default",
+                    "tiers",
+                ]
+                .map(String::from)
+                .to_vec(),
                 values: vec![vec![
                     Value::String("autogen".into()),
                     Value::String(raw),
@@ -284,13 +294,29 @@ pub(crate) fn execute(
                 ..ResultSeries::default()
             }])
         }
-        Statement::ShowRules { .. } | Statement::ShowAlerts { .. } => Err(QueryError::Unsupported(
-            "SHOW RULES and SHOW ALERTS (alert rules)".into(),
-        )),
+        Statement::ShowRules { .. } | Statement::ShowAlerts { .. } => {
+            let Some(catalog) = alerts else {
+                return Err(invalid(
+                    "SHOW RULES and SHOW ALERTS need a server with alert rules (tallyd); this query runs without one",
+                ));
+            };
+            let (name, table) = match statement {
+                Statement::ShowRules { .. } => ("rules", catalog.rules()),
+                _ => ("alerts", catalog.alerts()),
+            };
+            Ok(vec![ResultSeries {
+                name: name.into(),
+                columns: table.columns,
+                values: table.rows,
+                ..ResultSeries::default()
+            }])
+        }
         Statement::ShowCompactions { .. } => {
             let mut values = Vec::new();
             for name in engine.database_names() {
-                let Some(db) = engine.database(&name) else { continue };
+                let Some(db) = engine.database(&name) else {
+                    continue;
+                };
                 for c in db.compactions() {
                     values.push(vec![
                         Value::Time(c.finished_ns),
@@ -310,8 +336,17 @@ pub(crate) fn execute(
             Ok(vec![ResultSeries {
                 name: "compactions".into(),
                 columns: [
-                    "time", "database", "block", "inputs", "outputs", "bytes_in", "bytes_out", "points",
-                    "rollup_rows", "duration_ms", "outcome",
+                    "time",
+                    "database",
+                    "block",
+                    "inputs",
+                    "outputs",
+                    "bytes_in",
+                    "bytes_out",
+                    "points",
+                    "rollup_rows",
+                    "duration_ms",
+                    "outcome",
                 ]
                 .map(String::from)
                 .to_vec(),
@@ -384,15 +419,23 @@ fn delete(
     ctx: &ExecContext,
     series_only: bool,
 ) -> QueryResult<()> {
-    let names = if sources.is_empty() { db.measurements() } else { measurements(db, sources)? };
+    let names = if sources.is_empty() {
+        db.measurements()
+    } else {
+        measurements(db, sources)?
+    };
     for m in names {
         let schema = CatalogSchema::new(db, &m);
         let cond = condition::analyze(condition, ctx.now, &schema)?;
         if cond.row_filter.is_some() {
-            return Err(invalid("DELETE and DROP SERIES accept conditions on tags and time only, not on field values"));
+            return Err(invalid(
+                "DELETE and DROP SERIES accept conditions on tags and time only, not on field values",
+            ));
         }
         if series_only && (cond.min_time != i64::MIN || cond.max_time != i64::MAX) {
-            return Err(invalid("DROP SERIES does not take time conditions; use DELETE to remove a time range"));
+            return Err(invalid(
+                "DROP SERIES does not take time conditions; use DELETE to remove a time range",
+            ));
         }
         db.delete(Some(&m), &cond.tag_filter, cond.min_time, cond.max_time)?;
     }

@@ -2,13 +2,16 @@
 //!
 //! [`execute`] parses a query, runs its statements in order and returns one
 //! [`StatementResult`] per statement: a statement's failure is reported in its result and the
-//! others still run, as in InfluxDB. A query that does not parse fails as a whole with the
-//! [`ParseError`].
+//! others still run. InfluxDB 1.x instead stops at the first failing statement and answers
+//! "not executed" for the rest; Tally runs them so that a dashboard panel that sends several
+//! statements at once still draws the ones that work. A query that does not parse fails as a
+//! whole with the [`ParseError`].
 //!
 //! Execution is bounded: every limit in [`QueryLimits`] is checked as data is read, and the
 //! deadline and the cancellation flag are polled between chunks.
 
 mod aggregate;
+mod alerts;
 mod condition;
 mod error;
 mod meta;
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use tally_engine::Engine;
 
+pub use alerts::{AlertCatalog, CatalogTable};
 pub use error::{QueryError, QueryResult};
 pub use result::{ResultSeries, StatementResult};
 pub use value::Value;
@@ -63,6 +67,8 @@ pub struct QueryOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Read rollup tiers where they answer a query (on by default); off forces raw data.
     pub raw_only: bool,
+    /// The alert rules and alerts SHOW RULES and SHOW ALERTS list (tallyd sets it).
+    pub alerts: Option<Arc<dyn AlertCatalog>>,
 }
 
 /// Counters of one statement's execution, for EXPLAIN ANALYZE and for tests.
@@ -128,7 +134,7 @@ impl ExecContext {
         let limit = self.limits.max_points_scanned;
         if limit > 0 && total > limit {
             return Err(QueryError::Limit {
-                what: "scan",
+                what: "scan points:",
                 value: total,
                 limit,
                 setting: "query.max_points_scanned",
@@ -218,6 +224,6 @@ fn execute_statement(
             };
             select::execute(engine, default_db, &explain.select, ctx, Some(mode))
         }
-        other => meta::execute(engine, default_db, other, ctx),
+        other => meta::execute(engine, default_db, other, ctx, options.alerts.as_deref()),
     }
 }

@@ -367,7 +367,9 @@ impl Planner<'_> {
                             }
                         },
                         _ => {
-                            return Err(invalid(format!("forecast(): unexpected argument `{arg}`")));
+                            return Err(invalid(format!(
+                                "forecast(): unexpected argument `{arg}`"
+                            )));
                         }
                     }
                 }
@@ -526,7 +528,10 @@ pub(crate) fn execute(
                 c.chunks_decoded.load(Ordering::Relaxed),
                 c.points_decoded.load(Ordering::Relaxed)
             ));
-            plan_lines.push(format!("rollup rows read: {}", c.rollup_rows.load(Ordering::Relaxed)));
+            plan_lines.push(format!(
+                "rollup rows read: {}",
+                c.rollup_rows.load(Ordering::Relaxed)
+            ));
             plan_lines.push(format!("result series: {}", out.len()));
         }
         return Ok(vec![ResultSeries {
@@ -871,8 +876,23 @@ fn execute_measurement(
                 .flat_map(|s| s.columns.values().map(|(id, _)| *id))
         })
         .collect();
-    let (resolution, tier_reason) = choose_tier(db, stmt, &columns, &aggs, &cond, ctx);
-    let view = db.read_tiered(&ids, cond.min_time, cond.max_time, resolution)?;
+    let (mut resolution, mut tier_reason) = choose_tier(db, stmt, &columns, &aggs, &cond, ctx);
+    let read_max = if aggregate_mode {
+        scan_max_time(stmt, &cond, ctx)
+    } else {
+        cond.max_time
+    };
+    let mut view = db.read_tiered(&ids, cond.min_time, read_max, resolution)?;
+    // Rollup rows keep no integer sum that overflowed; raw data, while it lasts, gives the
+    // exact sum that sum() and mean() promise.
+    if resolution > 0
+        && view.tier_use().blocks_without_raw == 0
+        && rollup_sum_overflowed(&view, &groups, &aggs)?
+    {
+        view = db.read_tiered(&ids, cond.min_time, read_max, 0)?;
+        resolution = 0;
+        tier_reason = "an integer sum overflowed inside a rollup row".into();
+    }
 
     if explain.is_some() {
         plan_lines.push(format!(
@@ -972,6 +992,48 @@ fn execute_measurement(
     Ok(result)
 }
 
+/// The last timestamp an aggregate query reads: its upper bound, or, for GROUP BY time without
+/// one, now() (and just before now() when the offset now() ends the last bucket there).
+fn scan_max_time(stmt: &SelectStatement, cond: &Condition, ctx: &ExecContext) -> i64 {
+    let time_dim = stmt.group_by.as_ref().and_then(|g| g.time.as_ref());
+    match time_dim {
+        Some(td) if !cond.has_max => {
+            if matches!(td.offset, Some(crate::ast::TimeOffset::Now { .. })) {
+                ctx.now.saturating_sub(1)
+            } else {
+                ctx.now
+            }
+        }
+        _ => cond.max_time,
+    }
+}
+
+/// Whether a rollup row read for an integer sum() or mean() lost its sum to overflow.
+fn rollup_sum_overflowed(view: &ReadView, groups: &[Group], aggs: &[AggSpec]) -> QueryResult<bool> {
+    for agg in aggs {
+        if !matches!(agg.kind, AggKind::Sum | AggKind::Mean) {
+            continue;
+        }
+        for series in groups.iter().flat_map(|g| &g.series) {
+            let Some((id, field_type)) = series.columns.get(&agg.field) else {
+                continue;
+            };
+            // Headers tell which rollup chunks may hold such a row; only those are decoded.
+            if !matches!(field_type, FieldType::Integer | FieldType::Unsigned)
+                || !view.rollup_sum_may_overflow(*id)
+            {
+                continue;
+            }
+            for (_, rows) in view.rollup_rows(*id)? {
+                if rows.sum_overflow.iter().any(|o| *o) {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// The rollup resolution an aggregate query can read (0: raw data only), and why.
 fn choose_tier(
     db: &Database,
@@ -994,9 +1056,11 @@ fn choose_tier(
         return (0, format!("{:?} needs every point", a.kind).to_lowercase());
     }
     let time_dim = stmt.group_by.as_ref().and_then(|g| g.time.as_ref());
+    // Rollup rows know the times of their first and last points, not of their minimum,
+    // maximum or percentiles, nor which point a percentile picks.
     let selector_time = time_dim.is_none()
         && columns.len() == 1
-        && matches!(columns[0].expr, Out::Agg(i) if matches!(aggs[i].kind, AggKind::Min | AggKind::Max));
+        && matches!(columns[0].expr, Out::Agg(i) if matches!(aggs[i].kind, AggKind::Min | AggKind::Max | AggKind::Percentile(_)));
     if selector_time {
         return (0, "the selected point's time is reported".into());
     }
@@ -1017,7 +1081,11 @@ fn choose_tier(
         Some(crate::ast::TimeOffset::Now { .. }) => ctx.now.rem_euclid(td.interval),
         None => 0,
     };
-    match tiers.iter().rev().find(|r| td.interval % **r == 0 && offset % **r == 0) {
+    match tiers
+        .iter()
+        .rev()
+        .find(|r| td.interval % **r == 0 && offset % **r == 0)
+    {
         Some(r) => (
             *r,
             format!(
@@ -1026,7 +1094,10 @@ fn choose_tier(
                 tally_engine::format_duration(std::time::Duration::from_nanos(*r as u64))
             ),
         ),
-        None => (0, "GROUP BY time is not a multiple of a tier's resolution".into()),
+        None => (
+            0,
+            "GROUP BY time is not a multiple of a tier's resolution".into(),
+        ),
     }
 }
 
@@ -1430,17 +1501,12 @@ fn aggregate_query(
             let lo = if cond.min_time != i64::MIN {
                 cond.min_time
             } else {
-                let data_min = groups
-                    .iter()
-                    .flat_map(|g| g.series.iter().flat_map(|s| s.columns.values()))
-                    .filter_map(|(id, _)| view.time_bounds(*id).map(|b| b.0))
-                    .min();
-                match data_min {
+                match first_point_time(view, groups)? {
                     Some(m) => m,
                     None => return Ok(Vec::new()),
                 }
             };
-            let hi = if cond.has_max { cond.max_time } else { ctx.now };
+            let hi = scan_max_time(stmt, cond, ctx);
             if hi < lo {
                 return Ok(Vec::new());
             }
@@ -1488,13 +1554,8 @@ fn aggregate_query(
             grouped: false,
         },
     };
-    // Effective time range of the scan: GROUP BY time without an upper bound stops at now().
     let scan_cond = Condition {
-        max_time: if time_dim.is_some() && !cond.has_max {
-            ctx.now
-        } else {
-            cond.max_time
-        },
+        max_time: scan_max_time(stmt, cond, ctx),
         ..cond.clone()
     };
     let single_selector = time_dim.is_none()
@@ -1582,14 +1643,8 @@ fn aggregate_query(
                     && one_bucket
                     && agg_ids.iter().all(|&i| {
                         let kind = aggs[i].kind;
-                        kind.uses_stats()
+                        kind.answers_from_stats(&stats.values)
                             && !(need_point_time && matches!(kind, AggKind::Min | AggKind::Max))
-                            && !(kind == AggKind::Sum
-                                && matches!(
-                                    stats.values,
-                                    tally_engine::ValueStats::Integer { sum: None, .. }
-                                        | tally_engine::ValueStats::Unsigned { sum: None, .. }
-                                ))
                     });
                 if stats_ok {
                     ctx.counters
@@ -1598,7 +1653,12 @@ fn aggregate_query(
                     if !dry_run {
                         let b = buckets.index(stats.min_time);
                         for &i in agg_ids {
-                            state.accs[i].add_stats(b, stats);
+                            if !state.accs[i].add_stats(b, stats) {
+                                return Err(invalid(format!(
+                                    "BUG: chunk statistics cannot answer {:?} though answers_from_stats said they could",
+                                    aggs[i].kind
+                                )));
+                            }
                         }
                     }
                     continue;
@@ -1629,7 +1689,9 @@ fn aggregate_query(
             // Blocks answered by a rollup tier: one row per tier bucket.
             for (_, rows) in view.rollup_rows(*id)? {
                 ctx.check()?;
-                ctx.counters.rollup_rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                ctx.counters
+                    .rollup_rows
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
                 if dry_run {
                     continue;
                 }
@@ -1645,7 +1707,7 @@ fn aggregate_query(
                     for &i in agg_ids {
                         if !state.accs[i].add_rollup(b, &rows, r) {
                             return Err(invalid(
-                                "an integer sum overflowed inside a rollup bucket; run the query on raw data (the tier=raw parameter)",
+                                "an integer sum overflowed inside a rollup row of a block whose raw data has expired, so its exact sum is lost; narrow the time range to blocks that still have raw data",
                             ));
                         }
                     }
@@ -1728,6 +1790,27 @@ fn aggregate_query(
         ));
     }
     Ok(out)
+}
+
+/// The time of the earliest point the view holds for the groups' columns, in raw chunks or in
+/// rollup rows.
+fn first_point_time(view: &ReadView, groups: &[Group]) -> QueryResult<Option<i64>> {
+    let mut earliest: Option<i64> = None;
+    for (id, _) in groups
+        .iter()
+        .flat_map(|g| g.series.iter().flat_map(|s| s.columns.values()))
+    {
+        let raw = view.time_bounds(*id).map(|b| b.0);
+        let rolled = view
+            .rollup_rows(*id)?
+            .iter()
+            .filter_map(|(_, rows)| rows.first_times.iter().min().copied())
+            .min();
+        for t in raw.into_iter().chain(rolled) {
+            earliest = Some(earliest.map_or(t, |e| e.min(t)));
+        }
+    }
+    Ok(earliest)
 }
 
 fn field_value(v: &Value) -> Option<FieldValue<'static>> {
@@ -1839,18 +1922,18 @@ fn fill_column(values: &mut [Value], empty: &[bool], times: &[i64], fill: &FillO
                 let (Some(va), Some(vz)) = (values[a].as_f64(), values[z].as_f64()) else {
                     continue;
                 };
-                let integer = matches!(values[a], Value::Integer(_))
-                    && matches!(values[z], Value::Integer(_));
                 for b in a + 1..z {
                     if !empty[b] {
                         continue;
                     }
                     let frac = (times[b] - times[a]) as f64 / (times[z] - times[a]) as f64;
                     let v = va + (vz - va) * frac;
-                    values[b] = if integer {
-                        Value::Integer(v as i64)
-                    } else {
-                        Value::Float(v)
+                    // Between two integers (or two unsigned values) the column keeps its type,
+                    // truncated toward zero.
+                    values[b] = match (&values[a], &values[z]) {
+                        (Value::Integer(_), Value::Integer(_)) => Value::Integer(v as i64),
+                        (Value::Unsigned(_), Value::Unsigned(_)) => Value::Unsigned(v as u64),
+                        _ => Value::Float(v),
                     };
                 }
             }
@@ -1892,15 +1975,24 @@ fn group_rows(
     let empty: Vec<bool> = (0..n)
         .map(|b| accs.iter().all(|a| !a.has_data(b)))
         .collect();
-    if !buckets.grouped && empty[0] {
+    // A group without a point in the range has no rows, whatever FILL says.
+    if empty.iter().all(|e| *e) {
         return Ok(Vec::new());
     }
     let times: Vec<i64> = (0..n).map(|b| buckets.time(b)).collect();
     let per_bucket: Vec<Vec<(Value, Option<i64>)>> = (0..n)
         .map(|b| {
             accs.iter_mut()
-                .map(|a| {
-                    if a.has_data(b) {
+                .zip(aggs)
+                .map(|(a, spec)| {
+                    // count() is 0, not null, where other fields have points;
+                    // count(distinct()) is 0 even in an empty bucket.
+                    let counts_nothing = match spec.kind {
+                        AggKind::Count => !empty[b],
+                        AggKind::CountDistinct => true,
+                        _ => false,
+                    };
+                    if a.has_data(b) || counts_nothing {
                         a.value(b)
                     } else {
                         (Value::Null, None)
