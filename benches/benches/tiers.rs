@@ -34,10 +34,25 @@ fn generate(days: &str, hosts: &str, gpus: &str, rate: &str) -> Vec<u8> {
     let generator = tally_benches::Dataset::generator_path();
     let out = Command::new("python3")
         .arg(&generator)
-        .args(["--scale", "small", "--days", days, "--hosts", hosts, "--gpus", gpus, "--llm-rate", rate])
+        .args([
+            "--scale",
+            "small",
+            "--days",
+            days,
+            "--hosts",
+            hosts,
+            "--gpus",
+            gpus,
+            "--llm-rate",
+            rate,
+        ])
         .output()
         .expect("python3 gen.py");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -84,7 +99,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn median_ms(engine: &Engine, query: &str, raw_only: bool, runs: usize) -> f64 {
-    let options = QueryOptions { database: Some("tiers".into()), raw_only, ..QueryOptions::default() };
+    let options = QueryOptions {
+        database: Some("tiers".into()),
+        raw_only,
+        ..QueryOptions::default()
+    };
     let mut times = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
@@ -119,20 +138,32 @@ fn main() {
     let days = env("TIERS_DAYS", "30");
     // TIERS_DIR keeps the loaded and compacted data between runs, for profiling the queries.
     let temp = tempfile::tempdir().expect("tempdir");
-    let kept = std::env::var("TIERS_DIR").ok().map(std::path::PathBuf::from);
+    let kept = std::env::var("TIERS_DIR")
+        .ok()
+        .map(std::path::PathBuf::from);
     let path = kept.clone().unwrap_or_else(|| temp.path().to_path_buf());
     let reuse = kept.is_some() && path.join("dbs/tiers").exists();
     let options = EngineOptions {
         fsync: FsyncPolicy::Never,
         // Unthrottled, to measure compaction's own speed; the ingest measurement below uses
         // the default throttle.
-        compaction: CompactionOptions { enabled: false, bytes_per_second: 0, cpu_percent: 100, ..CompactionOptions::default() },
+        compaction: CompactionOptions {
+            enabled: false,
+            bytes_per_second: 0,
+            cpu_percent: 100,
+            ..CompactionOptions::default()
+        },
         ..EngineOptions::default()
     };
     let engine = Engine::open(&path, options).expect("open");
     let mut bodies = Vec::new();
     if !reuse {
-        let lp = generate(&days, &env("TIERS_HOSTS", "2"), &env("TIERS_GPUS", "4"), &env("TIERS_LLM_RATE", "1"));
+        let lp = generate(
+            &days,
+            &env("TIERS_HOSTS", "2"),
+            &env("TIERS_GPUS", "4"),
+            &env("TIERS_LLM_RATE", "1"),
+        );
         bodies = batches(&lp, 10_000);
         let db = engine.create_database("tiers").expect("db");
         let started = Instant::now();
@@ -145,7 +176,12 @@ fn main() {
         let compaction = started.elapsed();
         let stats = db.stats();
         let total = dir_bytes(&path, ".tseg");
-        println!("tiers: {values} values over {days} days, loaded in {:.1}s; {} segments before compaction ({:.3} bytes/value)", load.as_secs_f64(), records.len(), raw_before as f64 / values as f64);
+        println!(
+            "tiers: {values} values over {days} days, loaded in {:.1}s; {} segments before compaction ({:.3} bytes/value)",
+            load.as_secs_f64(),
+            records.len(),
+            raw_before as f64 / values as f64
+        );
         println!(
             "tiers: unthrottled compaction of {} blocks took {:.1}s; after it: {} segments ({} rollup), {:.3} bytes per raw value in total",
             records.len(),
@@ -158,16 +194,28 @@ fn main() {
     let t1 = "2026-12-01T00:00:00Z";
     let range = format!("time >= '{}' AND time < '{t1}'", start_of(&days));
     let mut queries = vec![
-        ("gpu hourly mean and p99", format!("SELECT mean(power_w), p99(power_w) FROM gpu WHERE {range} GROUP BY time(1h)")),
-        ("llm hourly mean and p99 latency per model", format!("SELECT mean(latency_ms), p99(latency_ms) FROM llm WHERE {range} GROUP BY time(1h), model")),
+        (
+            "gpu hourly mean and p99",
+            format!("SELECT mean(power_w), p99(power_w) FROM gpu WHERE {range} GROUP BY time(1h)"),
+        ),
+        (
+            "llm hourly mean and p99 latency per model",
+            format!(
+                "SELECT mean(latency_ms), p99(latency_ms) FROM llm WHERE {range} GROUP BY time(1h), model"
+            ),
+        ),
     ];
     if let Ok(q) = std::env::var("TIERS_QUERY") {
         queries = vec![("TIERS_QUERY", q.replace("$range", &range))];
     }
     for (name, q) in queries {
         if std::env::var("TIERS_EXPLAIN").is_ok() {
-            let options = QueryOptions { database: Some("tiers".into()), ..QueryOptions::default() };
-            let results = tally_query::execute(&engine, &format!("EXPLAIN ANALYZE {q}"), &options).expect("parse");
+            let options = QueryOptions {
+                database: Some("tiers".into()),
+                ..QueryOptions::default()
+            };
+            let results = tally_query::execute(&engine, &format!("EXPLAIN ANALYZE {q}"), &options)
+                .expect("parse");
             for series in &results[0].series {
                 for row in &series.values {
                     println!("tiers: explain {name}: {row:?}");
@@ -181,7 +229,10 @@ fn main() {
         }
         let tier = median_ms(&engine, &q, false, 9);
         let raw = median_ms(&engine, &q, true, 5);
-        println!("tiers: {name}: 1h tier {tier:.2} ms, raw {raw:.2} ms, {:.1}x faster", raw / tier);
+        println!(
+            "tiers: {name}: 1h tier {tier:.2} ms, raw {raw:.2} ms, {:.1}x faster",
+            raw / tier
+        );
     }
 
     if std::env::var("TIERS_PROFILE_RUNS").is_ok() || reuse || bodies.is_empty() {
@@ -194,7 +245,13 @@ fn main() {
         let dir2 = tempfile::tempdir().expect("tempdir");
         let engine2 = Engine::open(
             dir2.path(),
-            EngineOptions { compaction: CompactionOptions { enabled: false, ..CompactionOptions::default() }, ..EngineOptions::default() },
+            EngineOptions {
+                compaction: CompactionOptions {
+                    enabled: false,
+                    ..CompactionOptions::default()
+                },
+                ..EngineOptions::default()
+            },
         )
         .expect("open");
         let target = engine2.create_database("ingest").expect("db");
@@ -217,7 +274,9 @@ fn main() {
             n as f64 / elapsed.as_secs_f64() / 1e6,
             percentile(&latencies, 50.0).as_secs_f64() * 1000.0,
             percentile(&latencies, 99.0).as_secs_f64() * 1000.0,
-            compacted.map_or(String::new(), |c| format!(" ({c} blocks compacted alongside)"))
+            compacted.map_or(String::new(), |c| format!(
+                " ({c} blocks compacted alongside)"
+            ))
         );
     };
     measure("alone", false);

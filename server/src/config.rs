@@ -29,6 +29,11 @@ pub struct Config {
     pub dashboards: DashboardsConfig,
     pub snapshots: SnapshotsConfig,
     pub samplers: crate::samplers::SamplersConfig,
+    pub alerts: crate::alerts::AlertsConfig,
+    /// The SMTP server for email notifications (alerts and reports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<crate::notify::smtp::SmtpSettings>,
+    pub reports: crate::reports::config::ReportsConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -56,6 +61,8 @@ pub struct StorageConfig {
     pub compaction_delay: HumanDuration,
     /// Compaction writes at most this much per second (0 = unthrottled).
     pub compaction_rate: ByteSize,
+    /// The share of one core compaction may use, in percent (1 to 100).
+    pub compaction_cpu_percent: u8,
     /// Refuse writes (507) while the data directory's file system has less free space.
     pub min_free_disk: ByteSize,
 }
@@ -136,6 +143,9 @@ impl Default for Config {
             dashboards: DashboardsConfig::default(),
             snapshots: SnapshotsConfig::default(),
             samplers: crate::samplers::SamplersConfig::default(),
+            alerts: crate::alerts::AlertsConfig::default(),
+            reports: crate::reports::config::ReportsConfig::default(),
+            smtp: None,
         }
     }
 }
@@ -159,6 +169,7 @@ impl Default for StorageConfig {
             compaction: true,
             compaction_delay: HumanDuration(e.compaction.delay),
             compaction_rate: ByteSize(e.compaction.bytes_per_second),
+            compaction_cpu_percent: e.compaction.cpu_percent,
             min_free_disk: ByteSize(1 << 30),
         }
     }
@@ -221,96 +232,240 @@ pub struct Cli {
     pub log_format: Option<String>,
 
     /// When writes are acknowledged: always, interval=<duration>, never [default: always].
-    #[arg(long, env = "TALLY_STORAGE_FSYNC", value_name = "POLICY", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_FSYNC",
+        value_name = "POLICY",
+        help_heading = "Storage"
+    )]
     pub storage_fsync: Option<String>,
     /// Start a new WAL file at this size [default: 64MiB].
-    #[arg(long, env = "TALLY_STORAGE_WAL_ROTATE_SIZE", value_name = "SIZE", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_WAL_ROTATE_SIZE",
+        value_name = "SIZE",
+        help_heading = "Storage"
+    )]
     pub storage_wal_rotate_size: Option<String>,
     /// Skip corrupt WAL records at start instead of refusing to start.
     #[arg(long, env = "TALLY_STORAGE_WAL_SKIP_CORRUPT", help_heading = "Storage")]
     pub storage_wal_skip_corrupt: bool,
     /// Chunks never cross a multiple of this duration [default: 1h].
-    #[arg(long, env = "TALLY_STORAGE_CHUNK_SPAN", value_name = "DURATION", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_CHUNK_SPAN",
+        value_name = "DURATION",
+        help_heading = "Storage"
+    )]
     pub storage_chunk_span: Option<String>,
     /// Most points per chunk [default: 1024].
-    #[arg(long, env = "TALLY_STORAGE_MAX_CHUNK_POINTS", value_name = "N", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_MAX_CHUNK_POINTS",
+        value_name = "N",
+        help_heading = "Storage"
+    )]
     pub storage_max_chunk_points: Option<u32>,
     /// Time covered by one segment file [default: 1d].
-    #[arg(long, env = "TALLY_STORAGE_BLOCK_DURATION", value_name = "DURATION", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_BLOCK_DURATION",
+        value_name = "DURATION",
+        help_heading = "Storage"
+    )]
     pub storage_block_duration: Option<String>,
     /// Flush the head into segments at this size [default: 64MiB].
-    #[arg(long, env = "TALLY_STORAGE_FLUSH_SIZE", value_name = "SIZE", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_FLUSH_SIZE",
+        value_name = "SIZE",
+        help_heading = "Storage"
+    )]
     pub storage_flush_size: Option<String>,
     /// Flush sealed chunks at least this often [default: 10m].
-    #[arg(long, env = "TALLY_STORAGE_FLUSH_INTERVAL", value_name = "DURATION", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_FLUSH_INTERVAL",
+        value_name = "DURATION",
+        help_heading = "Storage"
+    )]
     pub storage_flush_interval: Option<String>,
     /// Refuse writes (503) while the head holds this much [default: 1GiB].
-    #[arg(long, env = "TALLY_STORAGE_MAX_HEAD_MEMORY", value_name = "SIZE", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_MAX_HEAD_MEMORY",
+        value_name = "SIZE",
+        help_heading = "Storage"
+    )]
     pub storage_max_head_memory: Option<String>,
     /// Most series per database, 0 = unlimited [default: 1000000].
-    #[arg(long, env = "TALLY_STORAGE_MAX_SERIES_PER_DATABASE", value_name = "N", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_MAX_SERIES_PER_DATABASE",
+        value_name = "N",
+        help_heading = "Storage"
+    )]
     pub storage_max_series_per_database: Option<u64>,
     /// Keep raw points this long, or `inf` [default: 7d].
-    #[arg(long, env = "TALLY_STORAGE_RETENTION_RAW", value_name = "DURATION", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_RETENTION_RAW",
+        value_name = "DURATION",
+        help_heading = "Storage"
+    )]
     pub storage_retention_raw: Option<String>,
     /// Rollup tiers and their retention, e.g. `1m=90d,1h=3y`; empty for none [default: 1m=90d,1h=3y].
-    #[arg(long, env = "TALLY_STORAGE_RETENTION_TIERS", value_name = "TIERS", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_RETENTION_TIERS",
+        value_name = "TIERS",
+        help_heading = "Storage"
+    )]
     pub storage_retention_tiers: Option<String>,
     /// Background compaction, rollups and retention: true or false [default: true].
-    #[arg(long, env = "TALLY_STORAGE_COMPACTION", value_name = "BOOL", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_COMPACTION",
+        value_name = "BOOL",
+        help_heading = "Storage"
+    )]
     pub storage_compaction: Option<bool>,
     /// Compact a time block this long after it ended [default: 10m].
-    #[arg(long, env = "TALLY_STORAGE_COMPACTION_DELAY", value_name = "DURATION", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_COMPACTION_DELAY",
+        value_name = "DURATION",
+        help_heading = "Storage"
+    )]
     pub storage_compaction_delay: Option<String>,
     /// Most bytes compaction writes per second, 0 = unthrottled [default: 32MiB].
-    #[arg(long, env = "TALLY_STORAGE_COMPACTION_RATE", value_name = "SIZE", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_COMPACTION_RATE",
+        value_name = "SIZE",
+        help_heading = "Storage"
+    )]
     pub storage_compaction_rate: Option<String>,
+    /// Share of one core compaction may use, in percent, 1 to 100 [default: 25].
+    #[arg(long, env = "TALLY_STORAGE_COMPACTION_CPU_PERCENT", value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100), help_heading = "Storage")]
+    pub storage_compaction_cpu_percent: Option<u8>,
     /// Refuse writes while the disk has less free space than this [default: 1GiB].
-    #[arg(long, env = "TALLY_STORAGE_MIN_FREE_DISK", value_name = "SIZE", help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_MIN_FREE_DISK",
+        value_name = "SIZE",
+        help_heading = "Storage"
+    )]
     pub storage_min_free_disk: Option<String>,
 
     /// Largest request body [default: 25MiB].
-    #[arg(long, env = "TALLY_HTTP_MAX_BODY_SIZE", value_name = "SIZE", help_heading = "HTTP")]
+    #[arg(
+        long,
+        env = "TALLY_HTTP_MAX_BODY_SIZE",
+        value_name = "SIZE",
+        help_heading = "HTTP"
+    )]
     pub http_max_body_size: Option<String>,
     /// Create databases on first write: true or false [default: true].
-    #[arg(long, env = "TALLY_HTTP_AUTO_CREATE_DATABASES", value_name = "BOOL", help_heading = "HTTP")]
+    #[arg(
+        long,
+        env = "TALLY_HTTP_AUTO_CREATE_DATABASES",
+        value_name = "BOOL",
+        help_heading = "HTTP"
+    )]
     pub http_auto_create_databases: Option<bool>,
     /// Writes processed at once [default: 16].
-    #[arg(long, env = "TALLY_HTTP_MAX_CONCURRENT_WRITES", value_name = "N", help_heading = "HTTP")]
+    #[arg(
+        long,
+        env = "TALLY_HTTP_MAX_CONCURRENT_WRITES",
+        value_name = "N",
+        help_heading = "HTTP"
+    )]
     pub http_max_concurrent_writes: Option<u32>,
     /// Longest line protocol line [default: 1MiB].
-    #[arg(long, env = "TALLY_HTTP_MAX_LINE_SIZE", value_name = "SIZE", help_heading = "HTTP")]
+    #[arg(
+        long,
+        env = "TALLY_HTTP_MAX_LINE_SIZE",
+        value_name = "SIZE",
+        help_heading = "HTTP"
+    )]
     pub http_max_line_size: Option<String>,
 
     /// Most series one SELECT may read, 0 = unlimited [default: 100000].
-    #[arg(long, env = "TALLY_QUERY_MAX_SERIES", value_name = "N", help_heading = "Query")]
+    #[arg(
+        long,
+        env = "TALLY_QUERY_MAX_SERIES",
+        value_name = "N",
+        help_heading = "Query"
+    )]
     pub query_max_series: Option<u64>,
     /// Most points one SELECT may scan, 0 = unlimited [default: 2000000000].
-    #[arg(long, env = "TALLY_QUERY_MAX_POINTS_SCANNED", value_name = "N", help_heading = "Query")]
+    #[arg(
+        long,
+        env = "TALLY_QUERY_MAX_POINTS_SCANNED",
+        value_name = "N",
+        help_heading = "Query"
+    )]
     pub query_max_points_scanned: Option<u64>,
     /// Most rows a statement may return, 0 = unlimited [default: 1000000].
-    #[arg(long, env = "TALLY_QUERY_MAX_RESULT_ROWS", value_name = "N", help_heading = "Query")]
+    #[arg(
+        long,
+        env = "TALLY_QUERY_MAX_RESULT_ROWS",
+        value_name = "N",
+        help_heading = "Query"
+    )]
     pub query_max_result_rows: Option<u64>,
     /// Longest a query may run [default: 60s].
-    #[arg(long, env = "TALLY_QUERY_TIMEOUT", value_name = "DURATION", help_heading = "Query")]
+    #[arg(
+        long,
+        env = "TALLY_QUERY_TIMEOUT",
+        value_name = "DURATION",
+        help_heading = "Query"
+    )]
     pub query_timeout: Option<String>,
     /// Longest query text accepted [default: 1MiB].
-    #[arg(long, env = "TALLY_QUERY_MAX_QUERY_LENGTH", value_name = "SIZE", help_heading = "Query")]
+    #[arg(
+        long,
+        env = "TALLY_QUERY_MAX_QUERY_LENGTH",
+        value_name = "SIZE",
+        help_heading = "Query"
+    )]
     pub query_max_query_length: Option<String>,
 
     /// Most custom dashboards stored [default: 1000].
-    #[arg(long, env = "TALLY_DASHBOARDS_MAX_COUNT", value_name = "N", help_heading = "Dashboards")]
+    #[arg(
+        long,
+        env = "TALLY_DASHBOARDS_MAX_COUNT",
+        value_name = "N",
+        help_heading = "Dashboards"
+    )]
     pub dashboards_max_count: Option<u32>,
     /// Largest custom dashboard [default: 1MiB].
-    #[arg(long, env = "TALLY_DASHBOARDS_MAX_SIZE", value_name = "SIZE", help_heading = "Dashboards")]
+    #[arg(
+        long,
+        env = "TALLY_DASHBOARDS_MAX_SIZE",
+        value_name = "SIZE",
+        help_heading = "Dashboards"
+    )]
     pub dashboards_max_size: Option<String>,
 
     /// Remove a snapshot this long after its last request [default: 1h].
-    #[arg(long, env = "TALLY_SNAPSHOTS_TTL", value_name = "DURATION", help_heading = "Snapshots")]
+    #[arg(
+        long,
+        env = "TALLY_SNAPSHOTS_TTL",
+        value_name = "DURATION",
+        help_heading = "Snapshots"
+    )]
     pub snapshots_ttl: Option<String>,
 
     #[command(flatten)]
     pub samplers: crate::samplers::SamplersCli,
+
+    #[command(flatten)]
+    pub alerts: crate::alerts::AlertsCli,
+
+    #[command(flatten)]
+    pub reports: crate::reports::config::ReportsCli,
 }
 
 fn flag<T>(name: &str, parsed: Result<T, String>) -> anyhow::Result<T> {
@@ -396,6 +551,9 @@ impl Config {
         if let Some(v) = &cli.storage_compaction_rate {
             s.compaction_rate = flag("storage-compaction-rate", ByteSize::parse(v))?;
         }
+        if let Some(v) = cli.storage_compaction_cpu_percent {
+            s.compaction_cpu_percent = v;
+        }
         if let Some(v) = &cli.storage_min_free_disk {
             s.min_free_disk = flag("storage-min-free-disk", ByteSize::parse(v))?;
         }
@@ -438,6 +596,8 @@ impl Config {
             self.snapshots.ttl = flag("snapshots-ttl", HumanDuration::parse(v))?;
         }
         self.samplers.apply_flags(&cli.samplers)?;
+        cli.alerts.apply(&mut self.alerts, &mut self.smtp)?;
+        self.reports.apply_flags(&cli.reports)?;
         Ok(())
     }
 
@@ -465,7 +625,15 @@ impl Config {
         if self.dashboards.max_size.0 < 1024 {
             anyhow::bail!("dashboards.max_size must be at least 1KiB");
         }
+        if !(1..=100).contains(&self.storage.compaction_cpu_percent) {
+            anyhow::bail!(
+                "storage.compaction_cpu_percent must be 1 to 100, not {}",
+                self.storage.compaction_cpu_percent
+            );
+        }
         self.samplers.validate()?;
+        self.alerts.validate(self.smtp.as_ref())?;
+        self.reports.validate()?;
         self.engine_options()?
             .validate()
             .map_err(|e| anyhow::anyhow!("storage: {e}"))?;
@@ -502,6 +670,7 @@ impl Config {
                 enabled: s.compaction,
                 delay: s.compaction_delay.0,
                 bytes_per_second: s.compaction_rate.0,
+                cpu_percent: s.compaction_cpu_percent,
                 ..CompactionOptions::default()
             },
             min_free_disk_bytes: s.min_free_disk.0,
@@ -512,7 +681,11 @@ impl Config {
     /// The default retention of databases, from `retention_raw` and `retention_tiers`.
     pub fn retention(&self) -> anyhow::Result<Retention> {
         let s = &self.storage;
-        let spec = format!("raw={};{}", s.retention_raw.trim(), s.retention_tiers.replace(',', ";"));
+        let spec = format!(
+            "raw={};{}",
+            s.retention_raw.trim(),
+            s.retention_tiers.replace(',', ";")
+        );
         tally_engine::parse_retention(&spec).map_err(|e| {
             anyhow::anyhow!(
                 "storage.retention_raw / retention_tiers: {e} (expected e.g. retention_raw = \"7d\", retention_tiers = \"1m=90d,1h=3y\")"

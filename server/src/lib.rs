@@ -7,10 +7,14 @@
 //! become HTTP statuses in one place (`error.rs`).
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod config;
 mod error;
 mod http;
 mod metrics;
+pub mod notify;
+pub mod reports;
+mod samplers;
 pub mod units;
 
 use std::sync::Arc;
@@ -69,6 +73,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             )
         })?;
     let engine = Arc::new(engine);
+    let dashboards = Arc::new(http::dashboard::open_store(&config)?);
+    let alerts = alerts::Alerts::start_for_server(&config, engine.clone())?;
+    let reports = Arc::new(
+        reports::Reports::open(
+            engine.clone(),
+            &config.reports,
+            config.smtp.clone(),
+            &config.data_dir,
+        )
+        .context("cannot load the reports")?,
+    );
+    reports
+        .start()
+        .context("cannot start the report schedules")?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr}: is another server using it? pass --listen")
     })?;
@@ -78,10 +96,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         write_slots: Arc::new(tokio::sync::Semaphore::new(
             config.http.max_concurrent_writes as usize,
         )),
+        snapshots: http::snapshot::Snapshots::start(&config.data_dir, config.snapshots.ttl.0)?,
         config: Arc::new(config),
         started,
+        dashboards,
+        alerts: alerts.clone(),
+        reports: reports.clone(),
     });
-    let app = http::router(state);
+    let _ = state.metrics.alerts.set(alerts.metrics_arc());
+    let samplers = Arc::new(samplers::Samplers::start(
+        &state.config.samplers,
+        &engine,
+        &state.metrics,
+        &state.config.data_dir,
+    ));
+    let app = http::router(state).layer(axum::middleware::from_fn_with_state(
+        samplers.clone(),
+        samplers::status_layer,
+    ));
     tracing::info!(
         listen = %addr,
         version = env!("CARGO_PKG_VERSION"),
@@ -94,6 +126,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("the HTTP server failed")?;
     tracing::info!("stopped accepting requests; flushing every database");
+    tokio::task::spawn_blocking(move || samplers.stop())
+        .await
+        .context("sampler stop task failed")?;
+    tokio::task::spawn_blocking(move || alerts.stop())
+        .await
+        .context("alerts stop task failed")?;
+    tokio::task::spawn_blocking(move || reports.stop())
+        .await
+        .context("reports stop task failed")?;
     let flushed = tokio::task::spawn_blocking(move || engine.close())
         .await
         .context("flush task failed")?;

@@ -37,6 +37,8 @@ pub(crate) struct Metrics {
     pub bytes_received: AtomicU64,
     pub queries: AtomicU64,
     pub query_errors: AtomicU64,
+    /// Alert rule evaluations and notifications, set once alerting starts.
+    pub alerts: std::sync::OnceLock<std::sync::Arc<crate::alerts::AlertMetrics>>,
 }
 
 impl Metrics {
@@ -89,13 +91,48 @@ impl Metrics {
             .filter_map(|name| engine.database(&name).map(|db| (name, db.stats())))
             .collect();
         let gauges: [DatabaseGauge; 18] = [
-            ("tally_compactions_total", "counter", "Blocks compacted.", |s| s.compactions),
-            ("tally_compaction_failures_total", "counter", "Compactions that failed (retried later).", |s| s.compaction_failures),
-            ("tally_compaction_written_bytes_total", "counter", "Bytes written by compaction.", |s| s.compaction_bytes_written),
-            ("tally_retention_deleted_segments_total", "counter", "Segments deleted by retention.", |s| s.segments_expired),
-            ("tally_retention_deleted_bytes_total", "counter", "Bytes deleted by retention.", |s| s.bytes_expired),
-            ("tally_rollup_segments", "gauge", "Segment files holding rollup tiers.", |s| s.rollup_segments),
-            ("tally_tombstones", "gauge", "Deletions not yet applied by compaction.", |s| s.tombstones),
+            (
+                "tally_compactions_total",
+                "counter",
+                "Blocks compacted.",
+                |s| s.compactions,
+            ),
+            (
+                "tally_compaction_failures_total",
+                "counter",
+                "Compactions that failed (retried later).",
+                |s| s.compaction_failures,
+            ),
+            (
+                "tally_compaction_written_bytes_total",
+                "counter",
+                "Bytes written by compaction.",
+                |s| s.compaction_bytes_written,
+            ),
+            (
+                "tally_retention_deleted_segments_total",
+                "counter",
+                "Segments deleted by retention.",
+                |s| s.segments_expired,
+            ),
+            (
+                "tally_retention_deleted_bytes_total",
+                "counter",
+                "Bytes deleted by retention.",
+                |s| s.bytes_expired,
+            ),
+            (
+                "tally_rollup_segments",
+                "gauge",
+                "Segment files holding rollup tiers.",
+                |s| s.rollup_segments,
+            ),
+            (
+                "tally_tombstones",
+                "gauge",
+                "Deletions not yet applied by compaction.",
+                |s| s.tombstones,
+            ),
             (
                 "tally_points_written_total",
                 "counter",
@@ -251,6 +288,9 @@ impl Metrics {
                     h.count
                 );
             }
+        }
+        if let Some(alerts) = self.alerts.get() {
+            alerts.render(&mut out);
         }
         out
     }

@@ -92,7 +92,10 @@ impl Tallyd {
         let log_file = std::fs::File::create(&log).unwrap();
         // Tests write fixed, often old, timestamps: keep raw data forever unless the test sets
         // a retention itself (tallyd's default of 7 days would refuse them).
-        let retention: &[&str] = if args.iter().any(|a| a.starts_with("--storage-retention-raw")) {
+        let retention: &[&str] = if args
+            .iter()
+            .any(|a| a.starts_with("--storage-retention-raw"))
+        {
             &[]
         } else {
             &["--storage-retention-raw", "inf"]
@@ -213,6 +216,39 @@ impl Tallyd {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+}
+
+impl Tallyd {
+    /// Starts tallyd with a fresh temporary data directory and extra environment variables
+    /// (secrets such as `TALLY_SMTP_PASSWORD` that tallyd reads only from the environment).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Tallyd {
+        let temp = tempfile::tempdir().unwrap();
+        let data_dir = temp.path().join("data");
+        let port = free_port();
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(binary("tallyd"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--storage-retention-raw", "inf"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let mut t = Tallyd {
+            child: Some(child),
+            port,
+            data_dir,
+            log,
+            _temp: Some(temp),
+        };
+        t.wait_ready();
+        t
     }
 }
 

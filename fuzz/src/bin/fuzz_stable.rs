@@ -22,7 +22,10 @@ fn main() -> ExitCode {
     while i < args.len() {
         match args[i].as_str() {
             "--iterations" => {
-                iterations = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(iterations);
+                iterations = args
+                    .get(i + 1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(iterations);
                 i += 1;
             }
             "--seed" => {
@@ -38,20 +41,37 @@ fn main() -> ExitCode {
     } else if tally_fuzz::TARGETS.contains(&target.as_str()) {
         vec![target.as_str()]
     } else {
-        eprintln!("unknown target {target}; targets: {}", tally_fuzz::TARGETS.join(", "));
+        eprintln!(
+            "unknown target {target}; targets: {}",
+            tally_fuzz::TARGETS.join(", ")
+        );
         return ExitCode::from(2);
     };
     for t in targets {
         let started = std::time::Instant::now();
         match tally_fuzz::fuzz(t, iterations, seed) {
-            None => println!("{t}: {iterations} inputs, no failure ({:.1}s)", started.elapsed().as_secs_f64()),
+            None => println!(
+                "{t}: {iterations} inputs, no failure ({:.1}s)",
+                started.elapsed().as_secs_f64()
+            ),
             Some(input) => {
-                let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions").join(t);
+                let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("regressions")
+                    .join(t);
                 let _ = std::fs::create_dir_all(&dir);
-                let name = format!("crash-{:016x}", input.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)));
+                let name = format!(
+                    "crash-{:016x}",
+                    input
+                        .iter()
+                        .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b))
+                            .wrapping_mul(0x100000001b3))
+                );
                 let path = dir.join(name);
                 let _ = std::fs::write(&path, &input);
-                eprintln!("{t}: input panicked; saved to {} (it is now a regression test)", path.display());
+                eprintln!(
+                    "{t}: input panicked; saved to {} (it is now a regression test)",
+                    path.display()
+                );
                 return ExitCode::FAILURE;
             }
         }

@@ -18,7 +18,10 @@ use crate::units::HumanDuration;
 pub(crate) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/api/v1/databases", get(list))
-        .route("/api/v1/databases/{db}/retention", get(get_retention).put(put_retention))
+        .route(
+            "/api/v1/databases/{db}/retention",
+            get(get_retention).put(put_retention),
+        )
         .route("/api/v1/databases/{db}/compact", post(compact))
 }
 
@@ -58,7 +61,10 @@ impl RetentionJson {
             tiers: r
                 .tiers
                 .iter()
-                .map(|t| TierJson { resolution: format_duration(t.resolution), retention: keep_text(t.retention) })
+                .map(|t| TierJson {
+                    resolution: format_duration(t.resolution),
+                    retention: keep_text(t.retention),
+                })
                 .collect(),
         }
     }
@@ -69,14 +75,23 @@ impl RetentionJson {
             let resolution = HumanDuration::parse(&t.resolution)
                 .map_err(|e| ApiError::BadRequest(format!("tier resolution: {e}")))?
                 .0;
-            tiers.push(Tier { resolution, retention: parse_keep(&t.retention, "tier retention")? });
+            tiers.push(Tier {
+                resolution,
+                retention: parse_keep(&t.retention, "tier retention")?,
+            });
         }
-        Ok(Retention { raw: parse_keep(&self.raw, "raw retention")?, tiers })
+        Ok(Retention {
+            raw: parse_keep(&self.raw, "raw retention")?,
+            tiers,
+        })
     }
 }
 
 fn database(state: &SharedState, name: &str) -> Result<Arc<Database>, ApiError> {
-    state.engine.database(name).ok_or_else(|| ApiError::DatabaseNotFound(name.to_string()))
+    state
+        .engine
+        .database(name)
+        .ok_or_else(|| ApiError::DatabaseNotFound(name.to_string()))
 }
 
 async fn list(State(state): State<SharedState>) -> Response {
@@ -106,7 +121,11 @@ async fn get_retention(State(state): State<SharedState>, Path(db): Path<String>)
     }
 }
 
-async fn put_retention(State(state): State<SharedState>, Path(db): Path<String>, body: axum::body::Bytes) -> Response {
+async fn put_retention(
+    State(state): State<SharedState>,
+    Path(db): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
     let result = async {
         let db = database(&state, &db)?;
         let json: RetentionJson = serde_json::from_slice(&body)

@@ -4,6 +4,8 @@
 mod admin;
 pub(crate) mod dashboard;
 mod query;
+mod reports;
+mod rules;
 pub(crate) mod snapshot;
 mod status;
 mod write;
@@ -31,6 +33,8 @@ pub(crate) struct AppState {
     pub started: Instant,
     pub dashboards: Arc<dashboard::DashboardStore>,
     pub snapshots: Arc<snapshot::Snapshots>,
+    pub alerts: Arc<crate::alerts::Alerts>,
+    pub reports: Arc<crate::reports::Reports>,
 }
 
 pub(crate) type SharedState = Arc<AppState>;
@@ -48,6 +52,8 @@ pub(crate) fn router(state: SharedState) -> Router {
         .merge(admin::routes())
         .merge(dashboard::routes())
         .merge(snapshot::routes())
+        .merge(rules::routes())
+        .merge(reports::routes())
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
 }

@@ -126,6 +126,7 @@ async fn run(
         cancel: Some(cancel),
         // `tier=raw` forces raw data, for comparisons with the rollup tiers.
         raw_only: params.get("tier").is_some_and(|t| t == "raw"),
+        alerts: Some(state.alerts.catalog()),
     };
     let engine = state.engine.clone();
     let metrics = state.metrics.clone();

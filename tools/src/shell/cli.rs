@@ -18,6 +18,7 @@ Examples:
   tally --host http://10.0.0.5:8086 --format json --pretty --epoch ms \\
         -e 'SELECT * FROM llm LIMIT 10'
   tally -d telemetry < report.iql      run a file, one statement per line
+  tally report llm-usage --from 2026-11-23 --to 2026-11-30 --format pdf -o usage.pdf
 
 Exit codes (with -e, or with statements on a pipe):
   0  every statement succeeded
@@ -69,6 +70,10 @@ pub struct ShellArgs {
     /// Give up on a request after this long (such as 500ms, 30s, 5m); 0 waits forever.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
     pub timeout: RequestTimeout,
+
+    /// A subcommand instead of the shell: `tally report NAME` renders a report.
+    #[command(subcommand)]
+    pub command: Option<super::report::ShellCommand>,
 }
 
 /// How results are printed.

@@ -20,6 +20,7 @@ mod error;
 mod input;
 mod interactive;
 mod render;
+mod report;
 mod response;
 mod session;
 
@@ -28,12 +29,16 @@ use std::process::ExitCode;
 
 pub use cli::{Epoch, OutputFormat, RequestTimeout, ShellArgs};
 pub use error::ShellError;
+pub use report::{ReportArgs, ReportFormat, ShellCommand};
 
 use client::Client;
 use session::{Output, Session};
 
 /// Runs `tally` with parsed arguments and returns its exit code.
 pub fn run(args: ShellArgs) -> ExitCode {
+    if let Some(ShellCommand::Report(report)) = &args.command {
+        return report::run_report(&args.host, args.database.as_deref(), args.timeout.0, report);
+    }
     let client = match Client::new(&args.host, args.timeout.0) {
         Ok(client) => client,
         Err(error) => {
