@@ -236,6 +236,19 @@ impl Sketch {
         if rank == self.count - 1 {
             return Some(self.max);
         }
+        // High ranks (p90, p99) are found faster from the top; a rank that is not among the
+        // positive values falls through to the walk from the bottom.
+        let above = self.count - 1 - rank;
+        if above < self.count / 2 {
+            let mut seen = 0u64;
+            for (i, n) in self.positive.counts.iter().enumerate().rev() {
+                seen += n;
+                if seen > above {
+                    let v = value_of(self.positive.offset + i as i32);
+                    return Some(v.clamp(self.min, self.max));
+                }
+            }
+        }
         let mut seen = 0u64;
         // Negative values, most negative first: highest magnitude index first.
         for (i, n) in self.negative.counts.iter().enumerate().rev() {

@@ -1723,9 +1723,24 @@ fn aggregate_query(
         .group_by
         .as_ref()
         .is_some_and(|g| g.wildcard || !g.tags.is_empty() || !g.regexes.is_empty());
+    // With enough groups to keep every thread busy, a group's series are scanned in order into
+    // one state: splitting them too would cost a merge of every bucket of every partial state,
+    // which for sketch-backed percentiles over rollups costs as much as the scan itself.
+    let series_in_order = groups.len() >= 2 * rayon::current_num_threads();
     let scanned: Vec<QueryResult<Vec<Accumulator>>> = groups
         .par_iter()
         .map(|group| {
+            if series_in_order {
+                let mut state = ScanState {
+                    accs: new_accs(),
+                    ts: Vec::new(),
+                    values: ColumnValues::new(FieldType::Float),
+                };
+                for series in &group.series {
+                    state = scan_series(state, series)?;
+                }
+                return Ok(state.accs);
+            }
             group
                 .series
                 .par_iter()
