@@ -409,18 +409,24 @@ pub mod gen_data {
         pub keep_hours: f64,
     }
 
-    /// Path of gen.py: `$TALLY_GEN_PY`, or `shared/bench/gen.py` beside the repository.
+    /// Path of gen.py: `$TALLY_GEN_PY`, or `shared/bench/gen.py` beside the repository, or the
+    /// copy kept in `tests/data/` so a clone alone can run the tests.
     pub fn gen_py() -> PathBuf {
         if let Ok(path) = std::env::var("TALLY_GEN_PY") {
             return PathBuf::from(path);
         }
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/gen.py");
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let shared = manifest.join("../../shared/bench/gen.py");
+        if shared.exists() {
+            return shared;
+        }
+        let kept = manifest.join("data/gen.py");
         assert!(
-            path.exists(),
-            "{} not found: the dashboard tests need the shared benchmark generator (set $TALLY_GEN_PY)",
-            path.display()
+            kept.exists(),
+            "{} not found: the dashboard and report tests need the shared benchmark generator (set $TALLY_GEN_PY)",
+            kept.display()
         );
-        path
+        kept
     }
 
     /// Now in nanoseconds, rounded down to 10 s so gen.py's 5 s and 10 s grids stay aligned.
