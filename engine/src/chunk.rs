@@ -846,6 +846,34 @@ pub(crate) fn decode_parts(
     }
 }
 
+/// Merges runs of points given in recency order (a later run wins on an equal timestamp) into
+/// one run in time order, one point per timestamp.
+pub(crate) fn merge_newest_wins(
+    runs: &[(Vec<i64>, ColumnValues)],
+    field_type: FieldType,
+) -> (Vec<i64>, ColumnValues) {
+    // Sorting by (time, rank, position) puts the newest point of each time last.
+    let mut index: Vec<(i64, usize, usize)> = Vec::new();
+    for (rank, (ts, _)) in runs.iter().enumerate() {
+        index.extend(ts.iter().enumerate().map(|(j, &t)| (t, rank, j)));
+    }
+    index.sort_unstable();
+    let mut ts_out = Vec::with_capacity(index.len());
+    let mut values_out = ColumnValues::new(field_type);
+    let mut k = 0;
+    while k < index.len() {
+        let t = index[k].0;
+        while k + 1 < index.len() && index[k + 1].0 == t {
+            k += 1;
+        }
+        let (_, rank, j) = index[k];
+        ts_out.push(t);
+        values_out.push_from(&runs[rank].1, j);
+        k += 1;
+    }
+    (ts_out, values_out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -981,29 +981,8 @@ fn merge_column(
     if runs.len() == 1 {
         return Ok(runs.pop());
     }
-    // Runs are in recency order (segments oldest first, chunks in time order): sort all points
-    // by (time, rank) and keep the last of each time.
-    let mut index: Vec<(i64, usize, usize)> = Vec::new();
-    for (rank, (ts, _)) in runs.iter().enumerate() {
-        index.extend(ts.iter().enumerate().map(|(j, &t)| (t, rank, j)));
-    }
-    index.sort_unstable();
-    let mut ts_out = Vec::with_capacity(index.len());
-    let mut values_out = ColumnValues::new(field_type);
-    let mut k = 0;
-    while k < index.len() {
-        let t = index[k].0;
-        let mut newest = k;
-        while k + 1 < index.len() && index[k + 1].0 == t {
-            k += 1;
-            newest = k;
-        }
-        let (_, rank, j) = index[newest];
-        ts_out.push(t);
-        values_out.push_from(&runs[rank].1, j);
-        k += 1;
-    }
-    Ok(Some((ts_out, values_out)))
+    // Runs are in recency order (segments oldest first, chunks in time order).
+    Ok(Some(crate::chunk::merge_newest_wins(&runs, field_type)))
 }
 
 /// Runs one round of background work on a database: retention, then at most a few

@@ -451,26 +451,7 @@ impl ReadView {
             }
             decoded.push((ts, values));
         }
-        let mut index: Vec<(i64, usize, usize)> = Vec::new();
-        for (rank, (ts, _)) in decoded.iter().enumerate() {
-            index.extend(ts.iter().enumerate().map(|(j, &t)| (t, rank, j)));
-        }
-        index.sort_unstable();
-        let mut ts_out = Vec::with_capacity(index.len());
-        let mut values_out = ColumnValues::new(field_type);
-        let mut k = 0;
-        while k < index.len() {
-            let t = index[k].0;
-            let mut newest = k;
-            while k + 1 < index.len() && index[k + 1].0 == t {
-                k += 1;
-                newest = k;
-            }
-            let (_, rank, j) = index[newest];
-            ts_out.push(t);
-            values_out.push_from(&decoded[rank].1, j);
-            k += 1;
-        }
+        let (ts_out, values_out) = crate::chunk::merge_newest_wins(&decoded, field_type);
         let Some(stats) = StatsBuilder::from_points(&ts_out, &values_out) else {
             return Ok(None);
         };
