@@ -18,7 +18,7 @@ mod parser;
 mod writer;
 
 pub use error::{LineError, LineErrorKind, NamePart, WriteLineError};
-pub use writer::write_line;
+pub use writer::{write_float, write_float_json, write_line};
 
 use tally_engine::PointBatch;
 

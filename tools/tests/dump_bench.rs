@@ -91,7 +91,15 @@ fn backup_restore_export_and_import_throughput() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000_000);
     let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
+    // TALLY_DUMP_BENCH_KEEP=1 keeps the directories (printed) to rerun a step by hand.
+    let root_path = if std::env::var_os("TALLY_DUMP_BENCH_KEEP").is_some() {
+        let kept = root.keep();
+        println!("directories kept in {}", kept.display());
+        kept
+    } else {
+        root.path().to_path_buf()
+    };
+    let data = root_path.join("data");
     println!("data set: {lines} lines of 4 fields (LLM requests, 3 models x 2 providers)");
     timed("build the data set through the engine", || {
         let engine = Engine::open(&data, engine_options()).unwrap();
@@ -116,7 +124,7 @@ fn backup_restore_export_and_import_throughput() {
 
     println!("backup and restore (MB/s of the data directory):");
     let d = path_str(&data).to_string();
-    let r = root.path();
+    let r = root_path.as_path();
     let cp = timed("cp -r", || {
         shell(&format!("cp -r {d} {}/cp-copy", r.display()))
     });
@@ -244,6 +252,38 @@ fn backup_restore_export_and_import_throughput() {
             lines as f64 / seconds,
             lines as f64 / cpu.max(0.01),
             std::fs::metadata(&output).unwrap().len(),
+        ));
+    }
+    // The floor for writing a file of the JSON export's size on this machine.
+    let json_bytes = std::fs::metadata(r.join("all.jsonl")).unwrap().len();
+    let dd_s = timed("dd of the same bytes, fsynced", || {
+        shell(&format!(
+            "dd if=/dev/zero of={}/dd.out bs=1M count={} conv=fsync status=none",
+            r.display(),
+            json_bytes.div_ceil(1 << 20)
+        ))
+    });
+    println!(
+        "  dd writes {:.0} MB/s; the JSON export wrote {:.0} MB/s",
+        json_bytes as f64 / 1e6 / dd_s,
+        json_bytes as f64 / 1e6 * exports[2].1 / lines as f64
+    );
+    // Streaming to another program: no file to write back to disk and fsync, which on this
+    // machine's disk is most of the wall time of the file exports above.
+    for format in ["lp", "jsonl"] {
+        let label = format!("{format} to a pipe");
+        let (seconds, cpu) = timed_with_cpu(&format!("export {label}"), || {
+            shell(&format!(
+                "{} export --data-dir {} --format {format} --quiet | cat > /dev/null",
+                env!("CARGO_BIN_EXE_tally-dump"),
+                path_str(&restored)
+            ));
+        });
+        exports.push((
+            Box::leak(label.into_boxed_str()),
+            lines as f64 / seconds,
+            lines as f64 / cpu.max(0.01),
+            0,
         ));
     }
     println!("| export | lines/s (wall) | lines per CPU second | bytes |\n|---|---|---|---|");

@@ -126,7 +126,7 @@ impl Cursor {
 
 /// Writes lines of one format, buffered.
 struct Sink {
-    writer: Box<dyn Write>,
+    writer: BackgroundWriter,
     buffer: String,
     format: Format,
     unsigned_as_integer: bool,
@@ -145,11 +145,7 @@ impl Sink {
     }
 
     fn flush(&mut self) -> Result<(), DumpError> {
-        self.writer
-            .write_all(self.buffer.as_bytes())
-            .map_err(|e| DumpError::io("<export output>", e))?;
-        self.buffer.clear();
-        Ok(())
+        self.writer.send(&mut self.buffer)
     }
 
     fn skip(&mut self, reason: String) {
@@ -166,13 +162,12 @@ fn write_float(out: &mut String, value: f64) {
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
     } else {
-        let magnitude = value.abs();
-        if magnitude != 0.0 && !(1e-5..1e16).contains(&magnitude) {
-            let _ = write!(out, "{value:e}");
-        } else {
-            let _ = write!(out, "{value}");
-        }
+        tally_ingest::line_protocol::write_float(out, value);
     }
+}
+
+fn write_integer(out: &mut String, value: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// A CSV cell: quoted when it holds a comma, quote, line break, or leading or trailing space,
@@ -267,10 +262,15 @@ fn export_series(
     }
     sink.summary.series += 1;
     let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let template = if sink.format == Format::LineProtocol {
-        lp_template(measurement, &tag_refs, &cursors)
-    } else {
-        None
+    let template = match sink.format {
+        Format::LineProtocol => lp_template(measurement, &tag_refs, &cursors).map(Template::Lp),
+        Format::JsonLines => Some(Template::Json(json_template(
+            sink,
+            measurement,
+            &tag_refs,
+            &cursors,
+        ))),
+        Format::Csv => None,
     };
     let mut at_time: Vec<usize> = Vec::with_capacity(cursors.len());
     // The fields of one line borrow the cursors' buffers; the vector's allocation is kept
@@ -289,7 +289,10 @@ fn export_series(
                 .filter(|&i| cursors[i].current_time() == t),
         );
         let written = match &template {
-            Some(template) => write_lp_fast(sink, template, &cursors, &at_time, t),
+            Some(Template::Lp(template)) => write_lp_fast(sink, template, &cursors, &at_time, t),
+            Some(Template::Json(template)) => {
+                write_json_fast(sink, template, &cursors, &at_time, t)
+            }
             None => false,
         };
         if !written {
@@ -409,7 +412,8 @@ fn write_lp_fast(
             ColumnValues::Integer(v) => {
                 out.push_str(separator);
                 out.push_str(key);
-                let _ = write!(out, "{}i", v[p]);
+                write_integer(out, v[p]);
+                out.push('i');
             }
             ColumnValues::Unsigned(v) => {
                 let u = v[p];
@@ -420,11 +424,13 @@ fn write_lp_fast(
                     }
                     out.push_str(separator);
                     out.push_str(key);
-                    let _ = write!(out, "{u}i");
+                    write_integer(out, u);
+                    out.push('i');
                 } else {
                     out.push_str(separator);
                     out.push_str(key);
-                    let _ = write!(out, "{u}u");
+                    write_integer(out, u);
+                    out.push('u');
                 }
             }
             ColumnValues::Boolean(v) => {
@@ -462,7 +468,176 @@ fn write_lp_fast(
         });
         return true;
     }
-    let _ = writeln!(out, " {t}");
+    out.push(' ');
+    write_integer(out, t);
+    out.push('\n');
+    sink.summary.lines += 1;
+    sink.summary.values += written;
+    true
+}
+
+/// The fast paths' per-series templates.
+enum Template {
+    Lp(LpTemplate),
+    Json(JsonTemplate),
+}
+
+/// JSON lines of one series escaped once: the object up to its `"fields":{`, and each
+/// column's quoted key.
+struct JsonTemplate {
+    prefix: String,
+    keys: Vec<String>,
+}
+
+fn json_template(
+    sink: &Sink,
+    measurement: &str,
+    tags: &[(&str, &str)],
+    cursors: &[Cursor],
+) -> JsonTemplate {
+    let mut prefix = String::from("{");
+    if sink.name_databases {
+        prefix.push_str("\"database\":");
+        json_string(&mut prefix, &sink.database);
+        prefix.push(',');
+    }
+    prefix.push_str("\"measurement\":");
+    json_string(&mut prefix, measurement);
+    prefix.push_str(",\"tags\":{");
+    for (i, (k, v)) in tags.iter().enumerate() {
+        if i > 0 {
+            prefix.push(',');
+        }
+        json_string(&mut prefix, k);
+        prefix.push(':');
+        json_string(&mut prefix, v);
+    }
+    prefix.push_str("},\"fields\":{");
+    let keys = cursors
+        .iter()
+        .map(|cursor| {
+            let mut key = String::new();
+            json_string(&mut key, &cursor.field);
+            key
+        })
+        .collect();
+    JsonTemplate { prefix, keys }
+}
+
+/// Writes one JSON line from a template, as `write_point` would write it; false when the
+/// line needs `write_point` (a value type it alone knows, a damaged chunk).
+fn write_json_fast(
+    sink: &mut Sink,
+    template: &JsonTemplate,
+    cursors: &[Cursor],
+    at_time: &[usize],
+    t: i64,
+) -> bool {
+    let out = &mut sink.buffer;
+    let start = out.len();
+    out.push_str(&template.prefix);
+    let mut written = 0u64;
+    let mut unsigned_skipped = 0u64;
+    // Keys of values whose JSON number alone would not say their type.
+    let mut typed: [(usize, &str); 8] = [(0, ""); 8];
+    let mut n_typed = 0usize;
+    for &i in at_time {
+        let cursor = &cursors[i];
+        let p = cursor.position;
+        if p >= cursor.values.len() {
+            out.truncate(start);
+            return false;
+        }
+        let key = &template.keys[i];
+        let separator = if written > 0 { "," } else { "" };
+        match &cursor.values {
+            ColumnValues::Float(v) => {
+                let f = v[p];
+                out.push_str(separator);
+                out.push_str(key);
+                out.push(':');
+                if f.is_finite() {
+                    tally_ingest::line_protocol::write_float_json(out, f);
+                } else {
+                    if n_typed == typed.len() {
+                        out.truncate(start);
+                        return false;
+                    }
+                    out.push('"');
+                    write_float(out, f);
+                    out.push('"');
+                    typed[n_typed] = (i, "float");
+                    n_typed += 1;
+                }
+            }
+            ColumnValues::Integer(v) => {
+                out.push_str(separator);
+                out.push_str(key);
+                out.push(':');
+                write_integer(out, v[p]);
+            }
+            ColumnValues::Unsigned(v) => {
+                let u = v[p];
+                if sink.unsigned_as_integer {
+                    if u > i64::MAX as u64 {
+                        unsigned_skipped += 1;
+                        continue;
+                    }
+                } else {
+                    if n_typed == typed.len() {
+                        out.truncate(start);
+                        return false;
+                    }
+                    typed[n_typed] = (i, "unsigned");
+                    n_typed += 1;
+                }
+                out.push_str(separator);
+                out.push_str(key);
+                out.push(':');
+                write_integer(out, u);
+            }
+            ColumnValues::Boolean(v) => {
+                out.push_str(separator);
+                out.push_str(key);
+                out.push(':');
+                out.push_str(if v[p] { "true" } else { "false" });
+            }
+            ColumnValues::String(v) => {
+                out.push_str(separator);
+                out.push_str(key);
+                out.push(':');
+                json_string(out, &v[p]);
+            }
+            _ => {
+                out.truncate(start);
+                return false;
+            }
+        }
+        written += 1;
+    }
+    sink.summary.unsigned_skipped += unsigned_skipped;
+    if written == 0 {
+        out.truncate(start);
+        sink.skip(format!("a point at {t}: only unsigned values above 2^63-1"));
+        return true;
+    }
+    out.push('}');
+    if n_typed > 0 {
+        out.push_str(",\"types\":{");
+        for (n, (i, type_name)) in typed[..n_typed].iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(&template.keys[*i]);
+            out.push_str(":\"");
+            out.push_str(type_name);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    out.push_str(",\"time\":");
+    write_integer(out, t);
+    out.push_str("}\n");
     sink.summary.lines += 1;
     sink.summary.values += written;
     true
@@ -557,11 +732,7 @@ fn write_point(
                 out.push(':');
                 match v {
                     FieldValue::Float(f) if f.is_finite() => {
-                        let start = out.len();
-                        write_float(out, *f);
-                        if !out[start..].contains(['.', 'e']) {
-                            out.push_str(".0");
-                        }
+                        tally_ingest::line_protocol::write_float_json(out, *f);
                     }
                     FieldValue::Float(f) => {
                         out.push('"');
@@ -603,7 +774,7 @@ fn write_point(
                 return;
             };
             let out = &mut sink.buffer;
-            let _ = write!(out, "{t}");
+            write_integer(out, t);
             for key in &layout.tag_keys {
                 out.push(',');
                 if let Some((_, v)) = tags.iter().find(|(k, _)| k == key) {
@@ -622,12 +793,8 @@ fn write_point(
                 {
                     match v {
                         FieldValue::Float(f) => write_float(out, *f),
-                        FieldValue::Integer(n) => {
-                            let _ = write!(out, "{n}");
-                        }
-                        FieldValue::Unsigned(n) => {
-                            let _ = write!(out, "{n}");
-                        }
+                        FieldValue::Integer(n) => write_integer(out, *n),
+                        FieldValue::Unsigned(n) => write_integer(out, *n),
                         FieldValue::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
                         FieldValue::String(s) => csv_quoted(out, s),
                         _ => {}
@@ -675,12 +842,114 @@ fn csv_header(out: &mut String, database: &str, measurement: &str, layout: &CsvL
     out.push('\n');
 }
 
+/// An output stream that must be finished to be complete: the last buffered bytes written and
+/// a compression frame closed, with any error reported rather than lost in a drop.
+trait FinishWrite: Write + Send {
+    fn finish(self: Box<Self>) -> std::io::Result<()>;
+}
+
+impl<W: Write + Send> FinishWrite for BufWriter<W> {
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        let mut inner = self.into_inner().map_err(|e| e.into_error())?;
+        inner.flush()
+    }
+}
+
+impl<W: Write + Send> FinishWrite for zstd::Encoder<'static, W> {
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        (*self).finish()?.flush()
+    }
+}
+
+impl<W: Write + Send> FinishWrite for flate2::write::GzEncoder<W> {
+    fn finish(self: Box<Self>) -> std::io::Result<()> {
+        (*self).finish()?.flush()
+    }
+}
+
+/// Buffers of output sent to the thread that writes them, so formatting the next megabyte
+/// overlaps writing (and compressing) the last one.
+struct BackgroundWriter {
+    sender: Option<std::sync::mpsc::SyncSender<String>>,
+    recycled: std::sync::mpsc::Receiver<String>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Buffers in flight between the formatter and the writer thread.
+const BUFFERS_IN_FLIGHT: usize = 2;
+
+impl BackgroundWriter {
+    fn spawn(mut writer: Box<dyn FinishWrite>) -> Result<BackgroundWriter, DumpError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<String>(BUFFERS_IN_FLIGHT);
+        let (give_back, recycled) = std::sync::mpsc::sync_channel::<String>(BUFFERS_IN_FLIGHT + 1);
+        let thread = std::thread::Builder::new()
+            .name("export-writer".into())
+            .spawn(move || {
+                for mut buffer in receiver {
+                    writer.write_all(buffer.as_bytes())?;
+                    buffer.clear();
+                    let _ = give_back.try_send(buffer);
+                }
+                writer.finish()
+            })
+            .map_err(|e| DumpError::io("<export writer thread>", e))?;
+        Ok(BackgroundWriter {
+            sender: Some(sender),
+            recycled,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands the buffer's contents to the writer thread and leaves an empty buffer in its place.
+    fn send(&mut self, buffer: &mut String) -> Result<(), DumpError> {
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let empty = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| String::with_capacity(buffer.capacity()));
+        let full = std::mem::replace(buffer, empty);
+        let sent = self.sender.as_ref().map(|sender| sender.send(full).is_ok());
+        if sent == Some(true) {
+            return Ok(());
+        }
+        // The thread stopped: its error says why.
+        self.finish()
+    }
+
+    /// Waits for every buffer to be written and the stream finished.
+    fn finish(&mut self) -> Result<(), DumpError> {
+        self.sender = None;
+        let Some(thread) = self.thread.take() else {
+            return Err(DumpError::Failed(
+                "the export output was already closed".into(),
+            ));
+        };
+        match thread.join() {
+            Ok(result) => result.map_err(|e| DumpError::io("<export output>", e)),
+            Err(_) => Err(DumpError::Failed(
+                "the export writer thread panicked".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for BackgroundWriter {
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// The export's writer, and for a file output its (temporary, final) paths.
-type Output = (Box<dyn Write>, Option<(PathBuf, PathBuf)>);
+type Output = (Box<dyn FinishWrite>, Option<(PathBuf, PathBuf)>);
 
 fn open_output(options: &ExportOptions) -> Result<Output, DumpError> {
-    let (raw, paths): Output = match &options.output {
-        None => (Box::new(std::io::stdout().lock()), None),
+    let (raw, paths): (Box<dyn Write + Send>, _) = match &options.output {
+        None => (Box::new(std::io::stdout()), None),
         Some(path) => {
             let temporary = temporary_sibling(path, "tmp");
             let file = File::create(&temporary).map_err(|e| DumpError::io(&temporary, e))?;
@@ -688,13 +957,11 @@ fn open_output(options: &ExportOptions) -> Result<Output, DumpError> {
         }
     };
     let buffered = BufWriter::with_capacity(1 << 20, raw);
-    let writer: Box<dyn Write> = match options.compression {
+    let writer: Box<dyn FinishWrite> = match options.compression {
         Compression::None => Box::new(buffered),
-        Compression::Zstd => Box::new(
-            zstd::Encoder::new(buffered, 3)
-                .map_err(|e| DumpError::io("<zstd>", e))?
-                .auto_finish(),
-        ),
+        Compression::Zstd => {
+            Box::new(zstd::Encoder::new(buffered, 3).map_err(|e| DumpError::io("<zstd>", e))?)
+        }
         Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
             buffered,
             flate2::Compression::fast(),
@@ -758,7 +1025,7 @@ fn export_directory(
     let end = options.end_ns.unwrap_or(i64::MAX);
     let (writer, paths) = open_output(options)?;
     let mut sink = Sink {
-        writer,
+        writer: BackgroundWriter::spawn(writer)?,
         buffer: String::with_capacity(FLUSH_BYTES + 4096),
         format: options.format,
         unsigned_as_integer: options.unsigned_as_integer,
@@ -830,14 +1097,10 @@ fn export_directory(
             }
         }
         sink.flush()?;
-        sink.writer
-            .flush()
-            .map_err(|e| DumpError::io("<export output>", e))?;
-        Ok(())
+        sink.writer.finish()
     })();
     bar.finish_and_clear();
     let summary = std::mem::take(&mut sink.summary);
-    // Dropping the writer finishes the compression frame and closes the file.
     drop(sink);
     match (outcome, paths) {
         (Ok(()), Some((temporary, path))) => {
@@ -902,7 +1165,7 @@ mod tests {
 
     fn sink() -> Sink {
         Sink {
-            writer: Box::new(std::io::sink()),
+            writer: BackgroundWriter::spawn(Box::new(BufWriter::new(std::io::sink()))).unwrap(),
             buffer: String::new(),
             format: Format::LineProtocol,
             unsigned_as_integer: false,
@@ -966,6 +1229,81 @@ mod tests {
             let mut expected = String::new();
             write_line(&mut expected, measurement, &tags, &fields, Some(t)).unwrap();
             assert_eq!(fast.buffer, expected);
+        }
+    }
+
+    #[test]
+    fn json_lines_from_a_template_equal_what_write_point_writes() {
+        let floats = [
+            1.0,
+            -0.0,
+            0.1,
+            1e16,
+            1e-7,
+            5e-324,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NAN,
+            3.0,
+        ];
+        let columns = || {
+            vec![
+                cursor(" a,b=\"c", ColumnValues::Float(floats.to_vec())),
+                cursor(
+                    "i",
+                    ColumnValues::Integer(vec![i64::MIN, 0, i64::MAX, -1, 5, 6, 7, 8, 9, 10]),
+                ),
+                cursor(
+                    "s",
+                    ColumnValues::String(
+                        (0..10)
+                            .map(|i| format!("say \"{i}\" \\o/\n\u{1}✓"))
+                            .collect(),
+                    ),
+                ),
+                cursor(
+                    "u",
+                    ColumnValues::Unsigned(vec![u64::MAX, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
+                ),
+                cursor(
+                    "z",
+                    ColumnValues::Boolean(vec![
+                        true, false, true, false, true, false, true, false, true, false,
+                    ]),
+                ),
+            ]
+        };
+        let measurement = "we ird,m=\"";
+        let tags = [("t k=", "v,1 =ü"), ("host", "ソネット")];
+        for (unsigned_as_integer, name_databases) in [(false, true), (true, false)] {
+            let mut cursors = columns();
+            let json_sink = || Sink {
+                format: Format::JsonLines,
+                unsigned_as_integer,
+                name_databases,
+                database: "d\"b".into(),
+                ..sink()
+            };
+            let template = json_template(&json_sink(), measurement, &tags, &cursors);
+            for position in 0..10 {
+                for c in cursors.iter_mut() {
+                    c.position = position;
+                }
+                let at_time: Vec<usize> = (0..cursors.len()).collect();
+                let t = -1_000_000 + position as i64;
+                let mut fast = json_sink();
+                assert!(write_json_fast(&mut fast, &template, &cursors, &at_time, t));
+                let mut fields: Vec<(&str, FieldValue<'_>)> = cursors
+                    .iter()
+                    .map(|c| (c.field.as_str(), c.values.get(position).unwrap()))
+                    .collect();
+                let mut slow = json_sink();
+                write_point(&mut slow, measurement, &tags, &mut fields, t, None);
+                assert_eq!(fast.buffer, slow.buffer);
+                assert_eq!(fast.summary, slow.summary);
+                let parsed: serde_json::Value = serde_json::from_str(&fast.buffer).unwrap();
+                assert_eq!(parsed["time"], t);
+            }
         }
     }
 
