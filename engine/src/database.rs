@@ -1119,11 +1119,11 @@ impl Database {
                         };
                         let masks = masks_for(segment, column);
                         if let Some(entry) = segment.find(column) {
-                            segment.for_each_chunk(&entry, |offset, header, _| {
-                                if header.stats.min_time > keep_max {
-                                    return Ok(false);
-                                }
-                                if header.stats.max_time >= keep_min {
+                            segment.for_each_chunk_between(
+                                &entry,
+                                keep_min,
+                                keep_max,
+                                |offset, header, _| {
                                     rollup_sources.push(RollupSource {
                                         segment: (*segment).clone(),
                                         offset,
@@ -1132,9 +1132,9 @@ impl Database {
                                         keep_max,
                                         masks: masks.clone(),
                                     });
-                                }
-                                Ok(true)
-                            })?;
+                                    Ok(())
+                                },
+                            )?;
                         }
                         if approximate {
                             approximate_blocks.insert(*block_start);
@@ -1151,20 +1151,20 @@ impl Database {
                                 continue;
                             }
                             let masks = masks_for(segment, column);
-                            segment.for_each_chunk(&entry, |offset, header, _| {
-                                if header.stats.min_time > max_time {
-                                    return Ok(false);
-                                }
-                                if header.stats.max_time >= min_time {
+                            segment.for_each_chunk_between(
+                                &entry,
+                                min_time,
+                                max_time,
+                                |offset, header, _| {
                                     sources.push(ChunkSource::Mapped {
                                         segment: (*segment).clone(),
                                         offset,
                                         header: *header,
                                         masks: masks.clone(),
                                     });
-                                }
-                                Ok(true)
-                            })?;
+                                    Ok(())
+                                },
+                            )?;
                         }
                         raw_blocks.insert(*block_start);
                     }

@@ -151,7 +151,35 @@ pub(crate) struct Segment {
     map: MappedFile,
     footer_offset: usize,
     n_columns: usize,
+    /// Time spans of the chunks of the columns queried so far, by the column's extent offset:
+    /// a read of a short range seeks to its chunks instead of walking (and checking) every
+    /// header before them. Filled lazily; see [`MAX_CACHED_SPANS`].
+    spans: parking_lot::RwLock<SpanCache>,
 }
+
+/// Where a chunk lies in its column and the time it covers.
+#[derive(Clone, Copy, Debug)]
+struct ChunkSpan {
+    offset: u64,
+    min_time: i64,
+    max_time: i64,
+    /// The largest `max_time` of this chunk and every one before it in the column: monotone,
+    /// so the first chunk a range can touch is found by binary search even when chunks overlap.
+    running_max: i64,
+}
+
+#[derive(Default)]
+struct SpanCache {
+    /// `None`: the column's chunks are not in `min_time` order, so reads walk them all.
+    columns: std::collections::HashMap<u64, Option<std::sync::Arc<[ChunkSpan]>>>,
+    spans: usize,
+}
+
+/// Spans cached per segment at most (32 bytes each: 32 MiB); columns queried after that are
+/// walked header by header as before. Columns of fewer chunks are never cached: walking them
+/// costs no more than a lookup.
+const MAX_CACHED_SPANS: usize = 1 << 20;
+const MIN_CHUNKS_TO_CACHE: u32 = 4;
 
 impl Segment {
     /// Maps and checks a segment: magic, version, trailer, footer bounds and checksum, and
@@ -248,6 +276,7 @@ impl Segment {
             map,
             footer_offset: footer_offset_usize,
             n_columns: n_columns as usize,
+            spans: parking_lot::RwLock::new(SpanCache::default()),
         };
         let mut previous: Option<u32> = None;
         let mut data_end = HEADER_LEN as u64;
@@ -368,8 +397,156 @@ impl Segment {
         Ok(())
     }
 
+    /// Calls `visit` with each chunk of the column whose time range meets `min_time..=max_time`,
+    /// in file order, with the same checks as [`Segment::for_each_chunk`].
+    pub(crate) fn for_each_chunk_between(
+        &self,
+        entry: &ColumnEntry,
+        min_time: i64,
+        max_time: i64,
+        mut visit: impl FnMut(u64, &ChunkHeader, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let Some(spans) = self.spans_of(entry) else {
+            return self.for_each_chunk(entry, |offset, header, bytes| {
+                if header.stats.min_time > max_time {
+                    return Ok(false);
+                }
+                if header.stats.max_time >= min_time {
+                    visit(offset, header, bytes)?;
+                }
+                Ok(true)
+            });
+        };
+        let first = spans.partition_point(|s| s.running_max < min_time);
+        let end = spans.partition_point(|s| s.min_time <= max_time);
+        let column_end = entry.offset + entry.len;
+        for span in spans.get(first..end).unwrap_or(&[]) {
+            if span.max_time < min_time {
+                continue;
+            }
+            let data = &self.map[span.offset as usize..column_end as usize];
+            let header = parse_header(data).map_err(|e| {
+                EngineError::corrupt(&self.path, span.offset + e.offset as u64, e.reason)
+            })?;
+            visit(span.offset, &header, &data[..header.chunk_len as usize])?;
+        }
+        Ok(())
+    }
+
+    /// The column's chunk spans, built on first use; `None` when the column is not cached (too
+    /// few chunks, the cache is full, its chunks are out of time order, or one is damaged: the
+    /// header walk then reports the damage where a read meets it).
+    fn spans_of(&self, entry: &ColumnEntry) -> Option<std::sync::Arc<[ChunkSpan]>> {
+        if entry.n_chunks < MIN_CHUNKS_TO_CACHE {
+            return None;
+        }
+        if let Some(cached) = self.spans.read().columns.get(&entry.offset) {
+            return cached.clone();
+        }
+        if self.spans.read().spans + entry.n_chunks as usize > MAX_CACHED_SPANS {
+            return None;
+        }
+        let mut spans = Vec::with_capacity(entry.n_chunks as usize);
+        let mut in_order = true;
+        let mut running_max = i64::MIN;
+        let mut previous_min = i64::MIN;
+        let walked = self.for_each_chunk(entry, |offset, header, _| {
+            in_order &= header.stats.min_time >= previous_min;
+            previous_min = header.stats.min_time;
+            running_max = running_max.max(header.stats.max_time);
+            spans.push(ChunkSpan {
+                offset,
+                min_time: header.stats.min_time,
+                max_time: header.stats.max_time,
+                running_max,
+            });
+            Ok(true)
+        });
+        if walked.is_err() {
+            return None;
+        }
+        let spans: Option<std::sync::Arc<[ChunkSpan]>> = in_order.then(|| spans.into());
+        let mut cache = self.spans.write();
+        cache.spans += spans.as_ref().map_or(0, |s| s.len());
+        cache.columns.insert(entry.offset, spans.clone());
+        spans
+    }
+
     /// The bytes of the file (for verification).
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ColumnValues;
+    use crate::chunk::encode_chunk;
+
+    /// Chunks of one column from (start, length, step) triples: in `min_time` order, and
+    /// overlapping wherever a step reaches past the next start.
+    fn segment_with(dir: &Path, runs: &[(i64, usize, i64)]) -> Segment {
+        let mut encoded = Vec::new();
+        for &(start, length, step) in runs {
+            let ts: Vec<i64> = (0..length as i64).map(|i| start + i * step).collect();
+            let values = ColumnValues::Float(ts.iter().map(|&t| t as f64).collect());
+            let mut out = Vec::new();
+            encode_chunk(&ts, &values, &mut out, false);
+            encoded.push(out);
+        }
+        let columns = [ColumnChunks {
+            column: 7,
+            chunks: encoded.iter().map(Vec::as_slice).collect(),
+        }];
+        let meta = write_segment(dir, 1, 0, 1 << 40, &columns).unwrap();
+        Segment::open(&dir.join(&meta.file_name), meta).unwrap()
+    }
+
+    fn walked(segment: &Segment, min_time: i64, max_time: i64) -> Vec<u64> {
+        let entry = segment.find(7).unwrap();
+        let mut offsets = Vec::new();
+        segment
+            .for_each_chunk(&entry, |offset, header, _| {
+                if header.stats.max_time >= min_time && header.stats.min_time <= max_time {
+                    offsets.push(offset);
+                }
+                Ok(true)
+            })
+            .unwrap();
+        offsets
+    }
+
+    fn sought(segment: &Segment, min_time: i64, max_time: i64) -> Vec<u64> {
+        let entry = segment.find(7).unwrap();
+        let mut offsets = Vec::new();
+        segment
+            .for_each_chunk_between(&entry, min_time, max_time, |offset, header, bytes| {
+                assert_eq!(bytes.len(), header.chunk_len as usize);
+                offsets.push(offset);
+                Ok(())
+            })
+            .unwrap();
+        offsets
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn seeking_by_cached_spans_finds_the_chunks_a_walk_finds(
+            runs in proptest::collection::vec((0i64..10_000, 1usize..40, 1i64..200), 1..30),
+            ranges in proptest::collection::vec((-100i64..12_000, 0i64..3_000), 1..20),
+        ) {
+            let mut runs = runs;
+            runs.sort_by_key(|r| r.0);
+            let dir = tempfile::tempdir().unwrap();
+            let segment = segment_with(dir.path(), &runs);
+            for (min_time, length) in ranges {
+                let max_time = min_time + length;
+                // The second read is served by the spans the first one cached.
+                proptest::prop_assert_eq!(sought(&segment, min_time, max_time), walked(&segment, min_time, max_time));
+                proptest::prop_assert_eq!(sought(&segment, min_time, max_time), walked(&segment, min_time, max_time));
+            }
+            proptest::prop_assert_eq!(sought(&segment, i64::MIN, i64::MAX).len(), runs.len());
+        }
     }
 }
