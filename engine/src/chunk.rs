@@ -16,7 +16,9 @@ const FLAG_ZSTD: u8 = 1;
 const FLAG_SUM_OVERFLOW: u8 = 2;
 /// The chunk holds rollup rows (see `rollup.rs`) rather than raw points.
 pub(crate) const FLAG_ROLLUP: u8 = 4;
-const KNOWN_FLAGS: u8 = FLAG_ZSTD | FLAG_SUM_OVERFLOW | FLAG_ROLLUP;
+/// Rollup chunks: the sketch stream is stored in a section of its own after streams 1-10.
+const FLAG_SKETCHES_APART: u8 = 8;
+const KNOWN_FLAGS: u8 = FLAG_ZSTD | FLAG_SUM_OVERFLOW | FLAG_ROLLUP | FLAG_SKETCHES_APART;
 /// Wrap a payload in zstd only when that saves at least this fraction (decoding a raw payload
 /// is much faster, so small savings are not worth it).
 const ZSTD_MIN_SAVING: f64 = 0.10;
@@ -518,28 +520,49 @@ pub(crate) fn write_chunk(
     try_zstd: bool,
     out: &mut Vec<u8>,
 ) {
-    let mut flags = 0u8;
-    let compressed = if try_zstd && payload.len() >= 64 {
-        ZSTD_COMPRESSOR
-            .with(|cell| {
-                let mut cell = cell.borrow_mut();
-                let compressor = match &mut *cell {
-                    Some(c) => c,
-                    None => cell.insert(zstd::bulk::Compressor::new(3).ok()?),
-                };
-                compressor.compress(payload).ok()
-            })
-            .filter(|c| (c.len() as f64) < payload.len() as f64 * (1.0 - ZSTD_MIN_SAVING))
-    } else {
-        None
+    let compressed = if try_zstd { compress(payload) } else { None };
+    let (stored, flags): (&[u8], u8) = match &compressed {
+        Some(c) => (c, FLAG_ZSTD),
+        None => (payload, 0),
     };
-    let stored: &[u8] = match &compressed {
-        Some(c) => {
-            flags |= FLAG_ZSTD;
-            c
-        }
-        None => payload,
-    };
+    write_stored_chunk(
+        stats,
+        value_type,
+        (ts_encoding, value_encoding),
+        ts_len,
+        flags,
+        stored,
+        out,
+    );
+}
+
+/// The payload as one zstd frame, when that saves at least [`ZSTD_MIN_SAVING`].
+fn compress(payload: &[u8]) -> Option<Vec<u8>> {
+    if payload.len() < 64 {
+        return None;
+    }
+    ZSTD_COMPRESSOR
+        .with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let compressor = match &mut *cell {
+                Some(c) => c,
+                None => cell.insert(zstd::bulk::Compressor::new(3).ok()?),
+            };
+            compressor.compress(payload).ok()
+        })
+        .filter(|c| (c.len() as f64) < payload.len() as f64 * (1.0 - ZSTD_MIN_SAVING))
+}
+
+/// Writes the header and the stored (possibly compressed) payload.
+fn write_stored_chunk(
+    stats: &ChunkStats,
+    value_type: FieldType,
+    (ts_encoding, value_encoding): (TsEncoding, ValueEncoding),
+    ts_len: usize,
+    mut flags: u8,
+    stored: &[u8],
+    out: &mut Vec<u8>,
+) {
     let (words, sum_overflow) = stats_words(&stats.values);
     if sum_overflow {
         flags |= FLAG_SUM_OVERFLOW;
@@ -564,32 +587,117 @@ pub(crate) fn write_chunk(
     out.extend_from_slice(stored);
 }
 
-/// Encodes rollup rows as a rollup chunk appended to `out` (header flag bit 2).
+/// Encodes rollup rows as a rollup chunk appended to `out` (header flag bits 2 and 3): streams
+/// 1-10 (zstd-wrapped when that saves 10 %, flag bit 0), then the sketch section (its own zstd
+/// frame under the same rule), so that reads without percentiles skip the sketches' bytes.
 pub(crate) fn encode_rollup_chunk(rows: &crate::rollup::RollupRows, out: &mut Vec<u8>) {
     let Some(stats) = rows.stats() else { return };
     let mut payload = Vec::new();
     let (ts_encoding, count_encoding) = rows.encode_payload(&mut payload);
-    let start = out.len();
-    write_chunk(
+    let mut sketches = Vec::new();
+    rows.encode_sketch_stream(&mut sketches);
+    let mut flags = FLAG_ROLLUP | FLAG_SKETCHES_APART;
+    let main = match compress(&payload) {
+        Some(c) => {
+            flags |= FLAG_ZSTD;
+            c
+        }
+        None => payload,
+    };
+    let mut stored = Vec::with_capacity(main.len() + sketches.len() + 5);
+    stored.extend_from_slice(&(main.len() as u32).to_le_bytes());
+    stored.extend_from_slice(&main);
+    match compress(&sketches) {
+        Some(c) => {
+            stored.push(SECTION_ZSTD);
+            stored.extend_from_slice(&c);
+        }
+        None => {
+            stored.push(SECTION_PLAIN);
+            stored.extend_from_slice(&sketches);
+        }
+    }
+    write_stored_chunk(
         &stats,
         rows.field_type,
-        ts_encoding,
-        count_encoding,
+        (ts_encoding, count_encoding),
         0,
-        &payload,
-        true,
+        flags,
+        &stored,
         out,
     );
-    out[start + 27] |= FLAG_ROLLUP;
-    // The flag byte is covered by the header checksum: recompute it.
-    let header_crc = crc32fast::hash(&out[start..start + 72]);
-    out[start + 72..start + 76].copy_from_slice(&header_crc.to_le_bytes());
 }
 
-/// Decodes a rollup chunk (header included).
+/// The sketch section's first byte: how the rest is stored.
+const SECTION_PLAIN: u8 = 0;
+const SECTION_ZSTD: u8 = 1;
+
+/// Decodes a rollup chunk (header included), with its rows' quantile sketches.
 pub(crate) fn decode_rollup_chunk(
     data: &[u8],
 ) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
+    decode_rollup(data, RollupSketches::Checked)
+}
+
+/// What a rollup chunk read does with the rows' sketches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RollupSketches {
+    /// Read and checked whole (verification, compaction).
+    Checked,
+    /// Read, each checked only for its extent: the query that merges it checks the rest.
+    ForMerging,
+    /// Not read.
+    Skip,
+}
+
+/// Decodes a rollup chunk (header included); without `sketches` the rows come back without
+/// their quantile sketches, and a chunk that keeps them apart is read without touching them.
+pub(crate) fn decode_rollup_chunk_with(
+    data: &[u8],
+    sketches: bool,
+) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
+    decode_rollup(
+        data,
+        if sketches {
+            RollupSketches::ForMerging
+        } else {
+            RollupSketches::Skip
+        },
+    )
+}
+
+fn decode_rollup(
+    data: &[u8],
+    want: RollupSketches,
+) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
+    let header = parse_header(data)?;
+    let mut rows = crate::rollup::RollupRows::new(header.value_type);
+    decode_rollup_into(data, want, &mut rows)?;
+    Ok(rows)
+}
+
+/// [`decode_rollup_chunk_with`] into `out`, reusing its buffers (replaced when the chunk's field
+/// type differs).
+pub(crate) fn decode_rollup_chunk_into(
+    data: &[u8],
+    sketches: bool,
+    out: &mut crate::rollup::RollupRows,
+) -> Result<(), ChunkDecodeError> {
+    let want = if sketches {
+        RollupSketches::ForMerging
+    } else {
+        RollupSketches::Skip
+    };
+    decode_rollup_into(data, want, out)
+}
+
+fn decode_rollup_into(
+    data: &[u8],
+    want: RollupSketches,
+    out: &mut crate::rollup::RollupRows,
+) -> Result<(), ChunkDecodeError> {
+    use crate::rollup::{RollupRows, SketchSource};
+    let sketches = want != RollupSketches::Skip;
     let header = parse_header(data)?;
     if header.flags & FLAG_ROLLUP == 0 {
         return Err(ChunkDecodeError {
@@ -597,18 +705,81 @@ pub(crate) fn decode_rollup_chunk(
             reason: "a raw chunk where rollup rows were expected".into(),
         });
     }
-    with_payload(data, &header, |payload| {
-        crate::rollup::RollupRows::decode_payload(
-            header.value_type,
-            header.ts_encoding,
-            header.stats.count as usize,
-            payload,
-        )
-        .map_err(|e| ChunkDecodeError {
-            offset: CHUNK_HEADER_LEN + e.offset,
-            reason: e.reason,
-        })
-    })
+    if out.field_type != header.value_type {
+        *out = RollupRows::new(header.value_type);
+    }
+    let out = std::cell::RefCell::new(out);
+    let decode = |payload: &[u8], source: SketchSource<'_>, base: usize| {
+        out.borrow_mut()
+            .decode_payload_into(
+                header.ts_encoding,
+                header.stats.count as usize,
+                payload,
+                source,
+                want == RollupSketches::Checked,
+            )
+            .map_err(|e| ChunkDecodeError {
+                offset: base + e.offset,
+                reason: e.reason,
+            })
+    };
+    if header.flags & FLAG_SKETCHES_APART == 0 {
+        let source = if sketches {
+            SketchSource::Inline
+        } else {
+            SketchSource::Skip
+        };
+        return with_payload(data, &header, |payload| {
+            decode(payload, source, CHUNK_HEADER_LEN)
+        });
+    }
+    let stored = checked_payload(data, &header)?;
+    let bad = |offset: usize, reason: &str| ChunkDecodeError {
+        offset,
+        reason: reason.into(),
+    };
+    let main_len = stored
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| {
+            bad(
+                CHUNK_HEADER_LEN,
+                "rollup payload too short for its section length",
+            )
+        })?;
+    let main_at = CHUNK_HEADER_LEN + 4;
+    let Some(main) = stored.get(4..4 + main_len) else {
+        return Err(bad(
+            CHUNK_HEADER_LEN,
+            "rollup payload section runs past the chunk",
+        ));
+    };
+    let section_at = main_at + main_len;
+    let section = &stored[4 + main_len..];
+    let section_kind = *section
+        .first()
+        .ok_or_else(|| bad(section_at, "rollup chunk has no sketch section"))?;
+    let read_main = |source: SketchSource<'_>| {
+        if header.flags & FLAG_ZSTD == 0 {
+            decode(main, source, main_at)
+        } else {
+            with_decompressed(main, main_at, &ZSTD_SCRATCH, |payload| {
+                decode(payload, source, main_at)
+            })
+        }
+    };
+    if !sketches {
+        return read_main(SketchSource::Skip);
+    }
+    match section_kind {
+        SECTION_PLAIN => read_main(SketchSource::Apart(&section[1..])),
+        SECTION_ZSTD => {
+            with_decompressed(&section[1..], section_at + 1, &ZSTD_SECTION_SCRATCH, |s| {
+                read_main(SketchSource::Apart(s))
+            })
+        }
+        _ => Err(bad(section_at, "unknown sketch section encoding")),
+    }
 }
 
 /// Parses and checks the header of the chunk starting at the beginning of `data`; offsets in
@@ -685,8 +856,10 @@ thread_local! {
     /// A zstd compressor per thread (level 3), reused across chunks at flush.
     static ZSTD_COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
     /// A zstd decompressor and a buffer per thread, reused across chunks.
-    static ZSTD_SCRATCH: RefCell<(Option<zstd::bulk::Decompressor<'static>>, Vec<u8>)> =
-        const { RefCell::new((None, Vec::new())) };
+    static ZSTD_SCRATCH: Scratch = const { RefCell::new((None, Vec::new())) };
+    /// A second one for a rollup chunk's sketch section, decompressed while the main section's
+    /// buffer is in use.
+    static ZSTD_SECTION_SCRATCH: Scratch = const { RefCell::new((None, Vec::new())) };
 }
 
 /// A chunk decode failure: the offset is relative to the start of the chunk.
@@ -734,6 +907,15 @@ fn with_payload<T>(
     header: &ChunkHeader,
     f: impl FnOnce(&[u8]) -> Result<T, ChunkDecodeError>,
 ) -> Result<T, ChunkDecodeError> {
+    let stored = checked_payload(data, header)?;
+    if header.flags & FLAG_ZSTD == 0 {
+        return f(stored);
+    }
+    with_decompressed(stored, CHUNK_HEADER_LEN, &ZSTD_SCRATCH, f)
+}
+
+/// The chunk's stored payload, once its checksum is verified.
+fn checked_payload<'d>(data: &'d [u8], header: &ChunkHeader) -> Result<&'d [u8], ChunkDecodeError> {
     let stored = &data[CHUNK_HEADER_LEN..header.chunk_len as usize];
     let payload_crc = u32::from_le_bytes([data[76], data[77], data[78], data[79]]);
     if crc32fast::hash(stored) != payload_crc {
@@ -742,15 +924,22 @@ fn with_payload<T>(
             reason: "chunk payload checksum mismatch".into(),
         });
     }
-    if header.flags & FLAG_ZSTD == 0 {
-        return f(stored);
-    }
-    ZSTD_SCRATCH.with(|cell| {
+    Ok(stored)
+}
+
+type Scratch = RefCell<(Option<zstd::bulk::Decompressor<'static>>, Vec<u8>)>;
+
+/// Calls `f` with the content of the zstd frame `stored` (at chunk offset `at`), decompressed
+/// into the thread's `scratch`.
+fn with_decompressed<T>(
+    stored: &[u8],
+    at: usize,
+    scratch: &'static std::thread::LocalKey<Scratch>,
+    f: impl FnOnce(&[u8]) -> Result<T, ChunkDecodeError>,
+) -> Result<T, ChunkDecodeError> {
+    scratch.with(|cell| {
         let (decompressor, scratch) = &mut *cell.borrow_mut();
-        let bad = |reason: String| ChunkDecodeError {
-            offset: CHUNK_HEADER_LEN,
-            reason,
-        };
+        let bad = |reason: String| ChunkDecodeError { offset: at, reason };
         // The frame header states the decompressed size; refuse anything over 64 MiB (a
         // chunk holds at most MAX_CHUNK_POINTS values) before allocating for it.
         let size = zstd::zstd_safe::get_frame_content_size(stored)
@@ -877,6 +1066,70 @@ pub(crate) fn merge_newest_wins(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rollup_rows(n: i64) -> crate::rollup::RollupRows {
+        let ts: Vec<i64> = (0..n).map(|i| i * 7_000_000_000).collect();
+        let values = ColumnValues::Float((0..n).map(|i| ((i * 37) % 1000) as f64 * 0.25).collect());
+        let mut rows = crate::rollup::RollupRows::new(FieldType::Float);
+        rows.add_points(&ts, &values, 60_000_000_000);
+        rows
+    }
+
+    #[test]
+    fn rollup_chunks_read_back_with_or_without_their_sketches() {
+        for n in [3, 5_000] {
+            let rows = rollup_rows(n);
+            let mut chunk = Vec::new();
+            encode_rollup_chunk(&rows, &mut chunk);
+            assert_ne!(chunk[27] & FLAG_SKETCHES_APART, 0);
+            assert_eq!(decode_rollup_chunk(&chunk).unwrap(), rows);
+            let without = decode_rollup_chunk_with(&chunk, false).unwrap();
+            assert!(without.sketches.is_empty());
+            assert_eq!((&without.times, &without.max), (&rows.times, &rows.max));
+        }
+    }
+
+    #[test]
+    fn rollup_chunks_with_inline_sketches_still_decode() {
+        let rows = rollup_rows(5_000);
+        let mut payload = Vec::new();
+        let (ts_encoding, count_encoding) = rows.encode_payload(&mut payload);
+        rows.encode_sketch_stream(&mut payload);
+        let mut chunk = Vec::new();
+        write_chunk(
+            &rows.stats().unwrap(),
+            FieldType::Float,
+            ts_encoding,
+            count_encoding,
+            0,
+            &payload,
+            true,
+            &mut chunk,
+        );
+        chunk[27] |= FLAG_ROLLUP;
+        let header_crc = crc32fast::hash(&chunk[..72]);
+        chunk[72..76].copy_from_slice(&header_crc.to_le_bytes());
+        assert_eq!(decode_rollup_chunk(&chunk).unwrap(), rows);
+        assert!(
+            decode_rollup_chunk_with(&chunk, false)
+                .unwrap()
+                .sketches
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_rollup_chunk_with_a_bad_section_length_is_refused_with_its_offset() {
+        let rows = rollup_rows(500);
+        let mut chunk = Vec::new();
+        encode_rollup_chunk(&rows, &mut chunk);
+        chunk[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let payload_crc = crc32fast::hash(&chunk[CHUNK_HEADER_LEN..]);
+        chunk[76..80].copy_from_slice(&payload_crc.to_le_bytes());
+        let error = decode_rollup_chunk_with(&chunk, false).unwrap_err();
+        assert_eq!(error.offset, CHUNK_HEADER_LEN);
+        assert!(error.reason.contains("runs past"), "{}", error.reason);
+    }
 
     #[test]
     fn float_stats_ignore_nan_for_min_and_max_but_not_for_sum() {

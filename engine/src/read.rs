@@ -306,6 +306,67 @@ impl ReadView {
     /// The column's rollup rows (blocks read from a tier), in time order, already limited to
     /// the rows the read kept; the resolution is each source segment's.
     pub fn rollup_rows(&self, column: u32) -> Result<Vec<(i64, RollupRows)>> {
+        self.rollup_rows_with(column, true)
+    }
+
+    /// Calls `visit` with each rollup chunk's rows of a column (as [`ReadView::rollup_rows_with`]
+    /// returns them), decoded one at a time into the same buffers.
+    pub fn for_each_rollup_rows<E: From<EngineError>>(
+        &self,
+        column: u32,
+        sketches: bool,
+        mut visit: impl FnMut(i64, &RollupRows) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let sources = match self.rollups.binary_search_by_key(&column, |(c, _)| *c) {
+            Ok(i) => &self.rollups[i].1,
+            Err(_) => return Ok(()),
+        };
+        let mut rows = RollupRows::new(FieldType::Float);
+        for source in sources {
+            let start = source.offset as usize;
+            let end = start + source.header.chunk_len as usize;
+            let bytes = source.segment.bytes().get(start..end).ok_or_else(|| {
+                EngineError::corrupt(
+                    &source.segment.path,
+                    source.offset,
+                    "chunk lies outside the file",
+                )
+            })?;
+            crate::chunk::decode_rollup_chunk_into(bytes, sketches, &mut rows).map_err(|e| {
+                EngineError::corrupt(
+                    &source.segment.path,
+                    source.offset + e.offset as u64,
+                    e.reason,
+                )
+            })?;
+            let resolution = source.segment.meta.resolution;
+            let kept = |r: usize| {
+                let t = rows.times[r];
+                t >= source.keep_min
+                    && t <= source.keep_max
+                    && !source
+                        .masks
+                        .iter()
+                        .any(|(lo, hi)| t >= *lo && t.saturating_add(resolution - 1) <= *hi)
+            };
+            if (0..rows.len()).all(kept) {
+                if !rows.is_empty() {
+                    visit(resolution, &rows)?;
+                }
+                continue;
+            }
+            let keep: Vec<usize> = (0..rows.len()).filter(|&r| kept(r)).collect();
+            let selected = crate::compaction::select_rows_pub(&rows, &keep);
+            if !selected.is_empty() {
+                visit(resolution, &selected)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`ReadView::rollup_rows`], with the rows' quantile sketches only when `sketches`: the
+    /// other aggregates never need them, and leaving them unread is most of a rollup read.
+    pub fn rollup_rows_with(&self, column: u32, sketches: bool) -> Result<Vec<(i64, RollupRows)>> {
         let sources = match self.rollups.binary_search_by_key(&column, |(c, _)| *c) {
             Ok(i) => &self.rollups[i].1,
             Err(_) => return Ok(Vec::new()),
@@ -321,7 +382,7 @@ impl ReadView {
                     "chunk lies outside the file",
                 )
             })?;
-            let rows = crate::chunk::decode_rollup_chunk(bytes).map_err(|e| {
+            let rows = crate::chunk::decode_rollup_chunk_with(bytes, sketches).map_err(|e| {
                 EngineError::corrupt(
                     &source.segment.path,
                     source.offset + e.offset as u64,
@@ -366,6 +427,12 @@ impl ReadView {
                 ValueStats::Integer { sum: None, .. } | ValueStats::Unsigned { sum: None, .. }
             )
         })
+    }
+
+    /// Statistics of each chunk the view holds for a column, as stored (overlapping chunks not
+    /// yet merged): what a planner reads to size the work before decoding anything.
+    pub fn chunk_stats(&self, column: u32) -> impl Iterator<Item = &ChunkStats> + '_ {
+        self.sources(column).iter().map(|s| &s.header().stats)
     }
 
     /// Number of stored chunks the view holds for a column.

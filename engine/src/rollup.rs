@@ -75,6 +75,27 @@ impl StoredSketches {
 }
 
 impl RollupRows {
+    /// Empties the rows, keeping their buffers.
+    fn clear(&mut self) {
+        self.times.clear();
+        self.counts.clear();
+        self.first_times.clear();
+        self.last_times.clear();
+        for values in [
+            &mut self.first,
+            &mut self.last,
+            &mut self.min,
+            &mut self.max,
+            &mut self.sum,
+        ] {
+            let field_type = values.field_type();
+            values.reset(field_type);
+        }
+        self.sum_overflow.clear();
+        self.sketches.bytes.clear();
+        self.sketches.ends.clear();
+    }
+
     pub fn new(field_type: FieldType) -> RollupRows {
         let numeric = field_type.is_numeric();
         let typed = || ColumnValues::new(field_type);
@@ -388,23 +409,50 @@ impl RollupRows {
                 let e = codec::encode_values(Values::Boolean(&self.sum_overflow), s);
                 s.insert(0, e.to_byte());
             });
-            put(out, &mut |s| {
-                // The row's min and max are the sketch's extremes, so they are not repeated.
-                s.extend_from_slice(&self.sketches.bytes);
-            });
         }
         (ts_encoding, count_encoding)
     }
 
-    /// Decodes a payload of `rows` rows of `field_type`.
+    /// Appends stream 11, the rows' quantile sketches (numeric columns; nothing otherwise),
+    /// kept apart from streams 1-10 so that reads without percentiles never touch it.
+    pub(crate) fn encode_sketch_stream(&self, out: &mut Vec<u8>) {
+        if self.numeric() {
+            // The row's min and max are the sketch's extremes, so they are not repeated.
+            put_bytes(out, &self.sketches.bytes);
+        }
+    }
+
+    /// Decodes a payload of `rows` rows of `field_type`: streams 1-10 from `payload`, and the
+    /// sketches from where `sketches` says, each checked whole when `check_sketches` (else
+    /// only its extent and count: a query checks the rest when it merges the sketch).
+    #[cfg(test)]
     pub(crate) fn decode_payload(
         field_type: FieldType,
         ts_encoding: TsEncoding,
         rows: usize,
         payload: &[u8],
+        sketches: SketchSource<'_>,
+        check_sketches: bool,
     ) -> Result<RollupRows, DecodeError> {
-        let mut r = Reader::new(payload);
         let mut out = RollupRows::new(field_type);
+        out.decode_payload_into(ts_encoding, rows, payload, sketches, check_sketches)?;
+        Ok(out)
+    }
+
+    /// [`RollupRows::decode_payload`] into these rows (of the same field type), reusing their
+    /// buffers: a read of many chunks allocates once.
+    pub(crate) fn decode_payload_into(
+        &mut self,
+        ts_encoding: TsEncoding,
+        rows: usize,
+        payload: &[u8],
+        sketches: SketchSource<'_>,
+        check_sketches: bool,
+    ) -> Result<(), DecodeError> {
+        let field_type = self.field_type;
+        self.clear();
+        let out = self;
+        let mut r = Reader::new(payload);
         let codec_error = |at: usize, e: codec::CodecError| DecodeError {
             offset: at + e.offset,
             reason: e.reason,
@@ -415,7 +463,7 @@ impl RollupRows {
             Ok((at, bytes))
         }
         let encoding_byte = |at: usize, bytes: &[u8]| -> Result<(u8, usize), DecodeError> {
-            bytes.first().map(|b| (*b, 1)).ok_or(DecodeError {
+            bytes.first().map(|b| (*b, 1)).ok_or_else(|| DecodeError {
                 offset: at,
                 reason: "empty rollup stream".into(),
             })
@@ -425,18 +473,21 @@ impl RollupRows {
             .map_err(|e| codec_error(at, e))?;
         let (at, bytes) = stream(&mut r)?;
         let (e, skip) = encoding_byte(at, bytes)?;
-        let e = ValueEncoding::from_byte(e).ok_or(DecodeError {
+        let e = ValueEncoding::from_byte(e).ok_or_else(|| DecodeError {
             offset: at,
             reason: "unknown count encoding".into(),
         })?;
-        let mut counts = Vec::new();
+
+        let mut counts = std::mem::take(&mut out.first_times);
         codec::decode_i64(e, &bytes[skip..], rows, &mut counts)
             .map_err(|err| codec_error(at, err))?;
-        out.counts = counts.iter().map(|c| (*c).max(0) as u64).collect();
+        out.counts.extend(counts.iter().map(|c| (*c).max(0) as u64));
+        counts.clear();
+        out.first_times = counts;
         for k in 0..2 {
             let (at, bytes) = stream(&mut r)?;
             let (e, skip) = encoding_byte(at, bytes)?;
-            let e = TsEncoding::from_byte(e).ok_or(DecodeError {
+            let e = TsEncoding::from_byte(e).ok_or_else(|| DecodeError {
                 offset: at,
                 reason: "unknown time encoding".into(),
             })?;
@@ -453,7 +504,7 @@ impl RollupRows {
         for k in 0..n_value_streams {
             let (at, bytes) = stream(&mut r)?;
             let (e, skip) = encoding_byte(at, bytes)?;
-            let e = ValueEncoding::from_byte(e).ok_or(DecodeError {
+            let e = ValueEncoding::from_byte(e).ok_or_else(|| DecodeError {
                 offset: at,
                 reason: "unknown value encoding".into(),
             })?;
@@ -469,17 +520,33 @@ impl RollupRows {
         if numeric {
             let (at, bytes) = stream(&mut r)?;
             let (e, skip) = encoding_byte(at, bytes)?;
-            let e = ValueEncoding::from_byte(e).ok_or(DecodeError {
+            let e = ValueEncoding::from_byte(e).ok_or_else(|| DecodeError {
                 offset: at,
                 reason: "unknown overflow encoding".into(),
             })?;
             codec::decode_bool(e, &bytes[skip..], rows, &mut out.sum_overflow)
                 .map_err(|err| codec_error(at, err))?;
-            let (at, bytes) = stream(&mut r)?;
+        }
+        let mut apart;
+        let sketch_reader = match sketches {
+            SketchSource::Inline => Some(&mut r),
+            SketchSource::Apart(section) => {
+                apart = Reader::new(section);
+                Some(&mut apart)
+            }
+            SketchSource::Skip => None,
+        };
+        if numeric && let Some(r) = sketch_reader {
+            let (at, bytes) = stream(r)?;
             let mut sr = Reader::new(bytes);
-            let mut ends = Vec::with_capacity(rows);
+            let mut ends = std::mem::take(&mut out.sketches.ends);
             for i in 0..rows {
-                let count = Sketch::skip_stored(&mut sr).map_err(|e| DecodeError {
+                let skip = if check_sketches {
+                    Sketch::skip_stored
+                } else {
+                    Sketch::skip_stored_unchecked
+                };
+                let count = skip(&mut sr).map_err(|e| DecodeError {
                     offset: at + e.offset,
                     reason: e.reason,
                 })?;
@@ -491,10 +558,10 @@ impl RollupRows {
                 }
                 ends.push(sr.position());
             }
-            out.sketches = StoredSketches {
-                bytes: bytes[..sr.position()].to_vec(),
-                ends,
-            };
+            out.sketches
+                .bytes
+                .extend_from_slice(&bytes[..sr.position()]);
+            out.sketches.ends = ends;
         }
         // Rows must agree with themselves, or answers from rollups would differ from raw ones.
         let ordered = out.times.windows(2).all(|w| w[0] < w[1])
@@ -504,15 +571,27 @@ impl RollupRows {
                 .zip(&out.last_times)
                 .all(|(f, l)| f <= l)
             && out.counts.iter().all(|c| *c > 0)
-            && (!numeric || out.sketches.len() == rows);
+            && (!numeric || matches!(sketches, SketchSource::Skip) || out.sketches.len() == rows);
         if !ordered {
             return Err(DecodeError {
                 offset: 0,
                 reason: "rollup rows are inconsistent".into(),
             });
         }
-        Ok(out)
+        Ok(())
     }
+}
+
+/// Where a rollup payload's sketch stream (stream 11) is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SketchSource<'a> {
+    /// Right after stream 10 (rollup chunks written before the sketches were kept apart).
+    Inline,
+    /// At the start of this section.
+    Apart(&'a [u8]),
+    /// Not read: the rows come back without sketches (every other aggregate is exact without
+    /// them), and a percentile over them reports that it cannot be answered.
+    Skip,
 }
 
 /// A numeric column's value at `i` as a float; NaN when the row has none.
@@ -562,10 +641,43 @@ mod tests {
             assert_eq!(rows.counts.iter().sum::<u64>(), 500);
             let mut payload = Vec::new();
             let (ts_encoding, _) = rows.encode_payload(&mut payload);
-            let back =
-                RollupRows::decode_payload(values.field_type(), ts_encoding, rows.len(), &payload)
-                    .unwrap();
+            let mut sketches = Vec::new();
+            rows.encode_sketch_stream(&mut sketches);
+            let back = RollupRows::decode_payload(
+                values.field_type(),
+                ts_encoding,
+                rows.len(),
+                &payload,
+                SketchSource::Apart(&sketches),
+                true,
+            )
+            .unwrap();
             assert_eq!(back, rows);
+            // Stream 11 right after stream 10, as chunks written before it was kept apart.
+            let mut inline = payload.clone();
+            inline.extend_from_slice(&sketches);
+            let back = RollupRows::decode_payload(
+                values.field_type(),
+                ts_encoding,
+                rows.len(),
+                &inline,
+                SketchSource::Inline,
+                true,
+            )
+            .unwrap();
+            assert_eq!(back, rows);
+            let without = RollupRows::decode_payload(
+                values.field_type(),
+                ts_encoding,
+                rows.len(),
+                &payload,
+                SketchSource::Skip,
+                true,
+            )
+            .unwrap();
+            assert!(without.sketches.is_empty());
+            assert_eq!(without.max, rows.max);
+            assert_eq!(without.sum, rows.sum);
             if values.field_type() == FieldType::Integer {
                 assert!(
                     rows.sum_overflow.iter().any(|o| *o),

@@ -93,11 +93,17 @@ impl Store {
     /// take more than `MAX_BINS` bins.
     fn cover(&mut self, lowest: i32, highest: i32) -> bool {
         if self.counts.is_empty() {
-            if (highest - lowest) as usize >= MAX_BINS {
+            let width = (highest - lowest) as usize;
+            if width >= MAX_BINS {
                 return false;
             }
-            self.offset = lowest;
-            self.counts = vec![0; (highest - lowest + 1) as usize];
+            // Later merges mostly reach a few bins past the first one's range: room on both
+            // sides spares moving every count again.
+            let pad = width.clamp(16, 256).min((MAX_BINS - 1 - width) / 2);
+            self.offset = lowest - pad as i32;
+            let len = width + 1 + pad;
+            self.counts = Vec::with_capacity(len + pad);
+            self.counts.resize(len, 0);
             return true;
         }
         let lo = self.offset.min(lowest);
@@ -434,6 +440,21 @@ impl Sketch {
         Ok(count)
     }
 
+    /// Moves past a sketch written by `encode_bins_only` and returns its count, checking only
+    /// that its parts are there: reads that merge it check the rest then (`merge_stored`).
+    pub(crate) fn skip_stored_unchecked(r: &mut Reader<'_>) -> Result<u64, DecodeError> {
+        let count = r.uvarint()?;
+        if count == 0 {
+            return Ok(0);
+        }
+        r.uvarint()?;
+        for _ in 0..2 {
+            let nonzero = r.uvarint_max(MAX_BINS as u64, "sketch bin count")?;
+            r.skip_varints(2 * nonzero)?;
+        }
+        Ok(count)
+    }
+
     /// Adds a sketch written by `encode_bins_only` (with its extremes given, as in
     /// `decode_without_extremes`) without building it first: each sign's range is grown once,
     /// then the stored counts are added in place.
@@ -454,21 +475,90 @@ impl Sketch {
             return Ok(());
         }
         let zeros = r.uvarint()?;
-        let positive = StoredBins::scan(&mut r)?;
-        let negative = StoredBins::scan(&mut r)?;
-        let total = [positive.total, negative.total]
-            .into_iter()
-            .try_fold(zeros, u64::checked_add);
-        if total != Some(count) || !in_order(min, max) {
-            return Err(r.error("sketch counts or extremes are inconsistent"));
+        // One pass over the stored pairs, into a buffer kept per thread: checked, then added
+        // with each store grown once.
+        BIN_SCRATCH.with(|cell| {
+            let (positive, negative) = &mut *cell.borrow_mut();
+            let positive_total = read_bins(&mut r, positive)?;
+            let negative_total = read_bins(&mut r, negative)?;
+            let total = [positive_total, negative_total]
+                .into_iter()
+                .try_fold(zeros, u64::checked_add);
+            if total != Some(count) || !in_order(min, max) {
+                return Err(r.error("sketch counts or extremes are inconsistent"));
+            }
+            add_bins(positive, &mut self.positive);
+            add_bins(negative, &mut self.negative);
+            self.zeros += zeros;
+            self.count += count;
+            self.min = self.min.min(min);
+            self.max = self.max.max(max);
+            Ok(())
+        })
+    }
+}
+
+/// (bin index, count) pairs of one sign.
+type BinPairs = Vec<(i32, u64)>;
+
+thread_local! {
+    /// Positive and negative pairs of the sketch being merged.
+    static BIN_SCRATCH: std::cell::RefCell<(BinPairs, BinPairs)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Reads one sign's stored bins into `out` (cleared first) as (index, count) pairs, with the
+/// checks of [`StoredBins::scan`]; returns their total count.
+fn read_bins(r: &mut Reader<'_>, out: &mut Vec<(i32, u64)>) -> Result<u64, DecodeError> {
+    out.clear();
+    let nonzero = r.uvarint_max(MAX_BINS as u64, "sketch bin count")?;
+    let (mut lowest, mut index, mut total) = (0i64, 0i64, 0u64);
+    for k in 0..nonzero {
+        let at = r.position();
+        index = if k == 0 {
+            r.ivarint()?
+        } else {
+            index.saturating_add(r.uvarint()? as i64)
+        };
+        let c = r.uvarint()?;
+        if k == 0 {
+            lowest = index;
         }
-        positive.add_to(&mut self.positive)?;
-        negative.add_to(&mut self.negative)?;
-        self.zeros += zeros;
-        self.count += count;
-        self.min = self.min.min(min);
-        self.max = self.max.max(max);
-        Ok(())
+        if c == 0 || !(i64::from(i32::MIN / 2)..=i64::from(i32::MAX / 2)).contains(&index) {
+            return Err(DecodeError {
+                offset: at,
+                reason: "sketch bin out of range or empty".into(),
+            });
+        }
+        if index - lowest >= MAX_BINS as i64 {
+            return Err(DecodeError {
+                offset: at,
+                reason: "sketch bins span too wide a range".into(),
+            });
+        }
+        total = total
+            .checked_add(c)
+            .ok_or_else(|| r.error("sketch counts overflow"))?;
+        out.push((index as i32, c));
+    }
+    Ok(total)
+}
+
+/// Adds checked (index, count) pairs, in increasing index order, to a store.
+fn add_bins(pairs: &[(i32, u64)], store: &mut Store) {
+    let (Some(&(lowest, _)), Some(&(highest, _))) = (pairs.first(), pairs.last()) else {
+        return;
+    };
+    if store.cover(lowest, highest) {
+        let offset = store.offset;
+        for &(index, n) in pairs {
+            store.counts[(index - offset) as usize] += n;
+        }
+    } else {
+        // Wider than a store may grow: per-bin adds collapse the lowest bins.
+        for &(index, n) in pairs {
+            store.add(index, n);
+        }
     }
 }
 
@@ -550,27 +640,43 @@ impl<'a> StoredBins<'a> {
             counts,
         })
     }
-
-    fn add_to(&self, store: &mut Store) -> Result<(), DecodeError> {
-        if self.nonzero == 0 {
-            return Ok(());
-        }
-        let (lowest, highest) = (self.lowest as i32, self.highest as i32);
-        if store.cover(lowest, highest) {
-            let start = (lowest - store.offset) as usize;
-            let counts = &mut store.counts[start..];
-            self.for_each(|at, n| counts[at] += n)
-        } else {
-            // Wider than a store may grow: per-bin adds collapse the lowest bins.
-            self.for_each(|at, n| store.add(lowest + at as i32, n))
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_unchecked_skip_moves_as_far_as_the_checked_one(
+            values in proptest::collection::vec(prop_oneof![-1e9f64..1e9, 1e-3f64..10.0, Just(0.0)], 0..300),
+        ) {
+            let mut sketch = Sketch::new();
+            for v in &values { sketch.add(*v); }
+            let mut bytes = Vec::new();
+            sketch.encode_bins_only(&mut bytes);
+            sketch.encode_bins_only(&mut bytes);
+            let mut checked = Reader::new(&bytes);
+            let mut unchecked = Reader::new(&bytes);
+            for _ in 0..2 {
+                prop_assert_eq!(
+                    Sketch::skip_stored(&mut checked).unwrap(),
+                    Sketch::skip_stored_unchecked(&mut unchecked).unwrap()
+                );
+                prop_assert_eq!(checked.position(), unchecked.position());
+            }
+            prop_assert_eq!(unchecked.position(), bytes.len());
+            // Cut short, both refuse.
+            if bytes.len() > 2 {
+                let cut = &bytes[..bytes.len() / 2 - 1];
+                let mut r = Reader::new(cut);
+                let _ = Sketch::skip_stored_unchecked(&mut r);
+                let _ = Sketch::skip_stored_unchecked(&mut r);
+                prop_assert!(Sketch::skip_stored_unchecked(&mut r).is_err() || r.position() <= cut.len());
+            }
+        }
+    }
 
     fn nearest_rank(sorted: &[f64], p: f64) -> Option<(u64, f64)> {
         let i = ((sorted.len() as f64) * p / 100.0 + 0.5).floor() as i64 - 1;

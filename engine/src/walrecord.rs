@@ -62,7 +62,7 @@ impl Definitions {
             let series = r.uvarint_max(max, "series id")? as u32;
             let at = r.position();
             let type_byte = r.u8()?;
-            let field_type = FieldType::from_byte(type_byte).ok_or(DecodeError {
+            let field_type = FieldType::from_byte(type_byte).ok_or_else(|| DecodeError {
                 offset: at,
                 reason: format!("unknown field type {type_byte}"),
             })?;
