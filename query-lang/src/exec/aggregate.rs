@@ -38,6 +38,23 @@ impl AggKind {
         )
     }
 
+    /// Whether the function needs every value (or, over rollup rows, their quantile
+    /// sketches) rather than a running summary.
+    pub(crate) fn needs_samples(self) -> bool {
+        !matches!(
+            self,
+            AggKind::Count
+                | AggKind::Sum
+                | AggKind::Mean
+                | AggKind::Min
+                | AggKind::Max
+                | AggKind::First
+                | AggKind::Last
+                | AggKind::Spread
+                | AggKind::Stddev
+        )
+    }
+
     /// Whether the function gives several rows per bucket.
     pub(crate) fn is_multi_row(self) -> bool {
         matches!(
@@ -201,30 +218,46 @@ fn num_at(values: &ColumnValues, i: usize) -> Option<Num> {
     }
 }
 
-/// The smallest (or largest) value of a run and its index, skipping values `skip` rejects
-/// (NaN); the earliest wins ties.
-fn extreme<T: Copy + PartialOrd>(
-    run: &[T],
-    want_max: bool,
-    skip: impl Fn(T) -> bool,
-) -> Option<(T, usize)> {
-    let mut best: Option<(T, usize)> = None;
-    for (i, &x) in run.iter().enumerate() {
-        if skip(x) {
-            continue;
+/// The smallest (or largest) float of a run and its index, skipping NaN; the earliest wins ties: a branch-free pass finds the value (eight lanes, so
+/// it vectorises; `f64::max` and `min` return the number when one side is NaN), a second
+/// finds its first occurrence.
+fn extreme_f64(run: &[f64], want_max: bool) -> Option<(f64, usize)> {
+    let pick = |a: f64, b: f64| if want_max { a.max(b) } else { a.min(b) };
+    let start = if want_max {
+        f64::NEG_INFINITY
+    } else {
+        f64::INFINITY
+    };
+    let mut lanes = [start; 8];
+    let mut blocks = run.chunks_exact(8);
+    for block in &mut blocks {
+        for (lane, &x) in lanes.iter_mut().zip(block) {
+            *lane = pick(*lane, x);
         }
-        best = match best {
-            None => Some((x, i)),
-            Some((cur, j)) => {
-                if (want_max && x > cur) || (!want_max && x < cur) {
-                    Some((x, i))
-                } else {
-                    Some((cur, j))
-                }
-            }
-        };
     }
-    best
+    let best = blocks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(start, |a, &x| pick(a, x));
+    // Blocks compared without branches, so the search for the value vectorises too. No
+    // element equals the start value only when every one is NaN.
+    let block = run
+        .chunks(8)
+        .position(|block| block.iter().fold(false, |found, &x| found | (x == best)))?;
+    let i = block * 8 + run[block * 8..].iter().position(|&x| x == best)?;
+    Some((run[i], i))
+}
+
+/// The smallest (or largest) integer of a run and its index, the earliest winning ties: the value in one vectorised pass, then its first occurrence.
+fn extreme_int<T: Copy + Ord>(run: &[T], want_max: bool) -> Option<(T, usize)> {
+    let best = if want_max {
+        *run.iter().max()?
+    } else {
+        *run.iter().min()?
+    };
+    let i = run.iter().position(|&x| x == best)?;
+    Some((best, i))
 }
 
 fn value_at(values: &ColumnValues, i: usize) -> Value {
@@ -279,7 +312,10 @@ impl Accumulator {
             AggKind::First | AggKind::Last => State::Edge(vec![None; buckets]),
             AggKind::Spread => State::Spread(vec![None; buckets]),
             AggKind::Stddev => State::Stddev(vec![Welford::default(); buckets]),
-            _ => State::Samples(vec![Vec::new(); buckets]),
+            kind => {
+                debug_assert!(kind.needs_samples());
+                State::Samples(vec![Vec::new(); buckets])
+            }
         };
         Accumulator {
             kind,
@@ -429,13 +465,14 @@ impl Accumulator {
                 let want_max = kind == AggKind::Max;
                 // Typed loops with native comparisons: the hot path of min() and max().
                 let found = match values {
-                    ColumnValues::Float(v) => extreme(&v[range.clone()], want_max, |x| x.is_nan())
-                        .map(|(x, i)| (Num::F(x), i)),
+                    ColumnValues::Float(v) => {
+                        extreme_f64(&v[range.clone()], want_max).map(|(x, i)| (Num::F(x), i))
+                    }
                     ColumnValues::Integer(v) => {
-                        extreme(&v[range.clone()], want_max, |_| false).map(|(x, i)| (Num::I(x), i))
+                        extreme_int(&v[range.clone()], want_max).map(|(x, i)| (Num::I(x), i))
                     }
                     ColumnValues::Unsigned(v) => {
-                        extreme(&v[range.clone()], want_max, |_| false).map(|(x, i)| (Num::U(x), i))
+                        extreme_int(&v[range.clone()], want_max).map(|(x, i)| (Num::U(x), i))
                     }
                     _ => None,
                 };
@@ -472,20 +509,20 @@ impl Accumulator {
                 let found = match values {
                     ColumnValues::Float(v) => {
                         let run = &v[range.clone()];
-                        extreme(run, false, |x| x.is_nan())
-                            .zip(extreme(run, true, |x| x.is_nan()))
+                        extreme_f64(run, false)
+                            .zip(extreme_f64(run, true))
                             .map(|((lo, _), (hi, _))| (Num::F(lo), Num::F(hi)))
                     }
                     ColumnValues::Integer(v) => {
                         let run = &v[range.clone()];
-                        extreme(run, false, |_| false)
-                            .zip(extreme(run, true, |_| false))
+                        extreme_int(run, false)
+                            .zip(extreme_int(run, true))
                             .map(|((lo, _), (hi, _))| (Num::I(lo), Num::I(hi)))
                     }
                     ColumnValues::Unsigned(v) => {
                         let run = &v[range.clone()];
-                        extreme(run, false, |_| false)
-                            .zip(extreme(run, true, |_| false))
+                        extreme_int(run, false)
+                            .zip(extreme_int(run, true))
                             .map(|((lo, _), (hi, _))| (Num::U(lo), Num::U(hi)))
                     }
                     _ => None,
@@ -903,6 +940,60 @@ fn compare_values(a: &Value, b: &Value) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain loop the vectorised extremes must agree with.
+    /// (Reference.) The smallest (or largest) value of a run and its index, skipping values `skip` rejects
+    /// (NaN); the earliest wins ties.
+    fn extreme<T: Copy + PartialOrd>(
+        run: &[T],
+        want_max: bool,
+        skip: impl Fn(T) -> bool,
+    ) -> Option<(T, usize)> {
+        let mut best: Option<(T, usize)> = None;
+        for (i, &x) in run.iter().enumerate() {
+            if skip(x) {
+                continue;
+            }
+            best = match best {
+                None => Some((x, i)),
+                Some((cur, j)) => {
+                    if (want_max && x > cur) || (!want_max && x < cur) {
+                        Some((x, i))
+                    } else {
+                        Some((cur, j))
+                    }
+                }
+            };
+        }
+        best
+    }
+
+    fn special_float() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            -5.0f64..5.0,
+            Just(f64::NAN),
+            Just(0.0),
+            Just(-0.0),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(1.0),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn vectorised_extremes_equal_the_plain_loop(
+            floats in proptest::collection::vec(special_float(), 0..40),
+            ints in proptest::collection::vec(-3i64..3, 0..40),
+            want_max in proptest::prelude::any::<bool>(),
+        ) {
+            let fast = extreme_f64(&floats, want_max).map(|(x, i)| (x.to_bits(), i));
+            let plain = extreme(&floats, want_max, |x| x.is_nan()).map(|(x, i)| (x.to_bits(), i));
+            proptest::prop_assert_eq!(fast, plain);
+            proptest::prop_assert_eq!(extreme_int(&ints, want_max), extreme(&ints, want_max, |_| false));
+        }
+    }
 
     fn run(kind: AggKind, values: ColumnValues) -> (Value, Option<i64>) {
         let ts: Vec<i64> = (0..values.len() as i64).map(|i| i * 10).collect();

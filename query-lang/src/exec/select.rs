@@ -1024,7 +1024,7 @@ fn rollup_sum_overflowed(view: &ReadView, groups: &[Group], aggs: &[AggSpec]) ->
             {
                 continue;
             }
-            for (_, rows) in view.rollup_rows(*id)? {
+            for (_, rows) in view.rollup_rows_with(*id, false)? {
                 if rows.sum_overflow.iter().any(|o| *o) {
                     return Ok(true);
                 }
@@ -1469,6 +1469,42 @@ struct ScanState {
     values: ColumnValues,
 }
 
+/// Points a query decodes (or equivalents: a rollup chunk counts as this many) from which its
+/// series are scanned on several threads.
+const PARALLEL_FROM_POINTS: u64 = 50_000;
+const ROLLUP_CHUNK_COST: u64 = 2_000;
+
+/// The bucket a chunk's statistics answer when every aggregate over it is `last()` (or every
+/// one `first()`) and the chunk's newest (oldest) point is in range, with every in-range point
+/// of the chunk in that point's bucket; `None` otherwise.
+fn edge_only_bucket(
+    agg_ids: &[usize],
+    aggs: &[AggSpec],
+    stats: &tally_engine::ChunkStats,
+    buckets: &TimeBuckets,
+    cond: &Condition,
+) -> Option<usize> {
+    let lo = cond.min_time.max(buckets.scan_start());
+    let hi = cond.max_time;
+    let all = |kind: AggKind| {
+        agg_ids
+            .iter()
+            .all(|&i| aggs[i].kind == kind && kind.answers_from_stats(&stats.values))
+    };
+    let (edge, other_end) = if all(AggKind::Last) {
+        (stats.max_time, stats.min_time.max(lo))
+    } else if all(AggKind::First) {
+        (stats.min_time, stats.max_time.min(hi))
+    } else {
+        return None;
+    };
+    if edge < lo || edge > hi {
+        return None;
+    }
+    let b = buckets.index(edge);
+    (b < buckets.count && buckets.index(other_end) == b).then_some(b)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn aggregate_query(
     measurement: &str,
@@ -1646,12 +1682,20 @@ fn aggregate_query(
                         kind.answers_from_stats(&stats.values)
                             && !(need_point_time && matches!(kind, AggKind::Min | AggKind::Max))
                     });
-                if stats_ok {
+                // Only last() (or only first()): a chunk that reaches out of the range still
+                // answers from its newest (oldest) point when that point is in range and every
+                // in-range point of the chunk falls into the bucket of that point.
+                let edge_bucket = if stats_ok {
+                    None
+                } else {
+                    edge_only_bucket(agg_ids, aggs, stats, &buckets, &scan_cond)
+                };
+                if stats_ok || edge_bucket.is_some() {
                     ctx.counters
                         .chunks_from_stats
                         .fetch_add(1, Ordering::Relaxed);
                     if !dry_run {
-                        let b = buckets.index(stats.min_time);
+                        let b = edge_bucket.unwrap_or_else(|| buckets.index(stats.min_time));
                         for &i in agg_ids {
                             if !state.accs[i].add_stats(b, stats) {
                                 return Err(invalid(format!(
@@ -1687,13 +1731,14 @@ fn aggregate_query(
                 }
             }
             // Blocks answered by a rollup tier: one row per tier bucket.
-            for (_, rows) in view.rollup_rows(*id)? {
+            let sketches = agg_ids.iter().any(|&i| aggs[i].kind.needs_samples());
+            view.for_each_rollup_rows(*id, sketches, |_, rows| -> QueryResult<()> {
                 ctx.check()?;
                 ctx.counters
                     .rollup_rows
                     .fetch_add(rows.len() as u64, Ordering::Relaxed);
                 if dry_run {
-                    continue;
+                    return Ok(());
                 }
                 for r in 0..rows.len() {
                     let t = rows.times[r];
@@ -1705,14 +1750,15 @@ fn aggregate_query(
                         continue;
                     }
                     for &i in agg_ids {
-                        if !state.accs[i].add_rollup(b, &rows, r) {
+                        if !state.accs[i].add_rollup(b, rows, r) {
                             return Err(invalid(
                                 "an integer sum overflowed inside a rollup row of a block whose raw data has expired, so its exact sum is lost; narrow the time range to blocks that still have raw data",
                             ));
                         }
                     }
                 }
-            }
+                Ok(())
+            })?;
         }
         Ok(state)
     };
@@ -1726,41 +1772,74 @@ fn aggregate_query(
     // With enough groups to keep every thread busy, a group's series are scanned in order into
     // one state: splitting them too would cost a merge of every bucket of every partial state,
     // which for sketch-backed percentiles over rollups costs as much as the scan itself.
-    let series_in_order = groups.len() >= 2 * rayon::current_num_threads();
-    let scanned: Vec<QueryResult<Vec<Accumulator>>> = groups
-        .par_iter()
-        .map(|group| {
-            if series_in_order {
-                let mut state = ScanState {
+    // A query that decodes little is done before the pool's threads would wake to share it
+    // (and their handover costs more than the work on a small machine): it runs on the
+    // calling thread.
+    let sequential = {
+        let mut points_to_decode = 0u64;
+        for series in groups.iter().flat_map(|g| &g.series) {
+            for (field, agg_ids) in &by_field {
+                let Some((id, _)) = series.columns.get(*field) else {
+                    continue;
+                };
+                points_to_decode += ROLLUP_CHUNK_COST * view.rollup_chunk_count(*id) as u64;
+                for stats in view.chunk_stats(*id) {
+                    let whole = stats.min_time >= scan_cond.min_time.max(buckets.scan_start())
+                        && stats.max_time <= scan_cond.max_time
+                        && buckets.index(stats.min_time) == buckets.index(stats.max_time);
+                    let cheap = (whole
+                        && agg_ids
+                            .iter()
+                            .all(|&i| aggs[i].kind.answers_from_stats(&stats.values)))
+                        || edge_only_bucket(agg_ids, aggs, stats, &buckets, &scan_cond).is_some();
+                    if !cheap {
+                        points_to_decode += u64::from(stats.count);
+                    }
+                }
+            }
+            if points_to_decode >= PARALLEL_FROM_POINTS {
+                break;
+            }
+        }
+        cond.row_filter.is_none() && points_to_decode < PARALLEL_FROM_POINTS
+    };
+    let series_in_order = sequential || groups.len() >= 2 * rayon::current_num_threads();
+    let scan_group = |group: &Group| {
+        if series_in_order {
+            let mut state = ScanState {
+                accs: new_accs(),
+                ts: Vec::new(),
+                values: ColumnValues::new(FieldType::Float),
+            };
+            for series in &group.series {
+                state = scan_series(state, series)?;
+            }
+            return Ok(state.accs);
+        }
+        group
+            .series
+            .par_iter()
+            .try_fold(
+                || ScanState {
                     accs: new_accs(),
                     ts: Vec::new(),
                     values: ColumnValues::new(FieldType::Float),
-                };
-                for series in &group.series {
-                    state = scan_series(state, series)?;
+                },
+                &scan_series,
+            )
+            .map(|s| s.map(|s| s.accs))
+            .try_reduce(new_accs, |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.merge(y);
                 }
-                return Ok(state.accs);
-            }
-            group
-                .series
-                .par_iter()
-                .try_fold(
-                    || ScanState {
-                        accs: new_accs(),
-                        ts: Vec::new(),
-                        values: ColumnValues::new(FieldType::Float),
-                    },
-                    &scan_series,
-                )
-                .map(|s| s.map(|s| s.accs))
-                .try_reduce(new_accs, |mut a, b| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        x.merge(y);
-                    }
-                    Ok(a)
-                })
-        })
-        .collect();
+                Ok(a)
+            })
+    };
+    let scanned: Vec<QueryResult<Vec<Accumulator>>> = if sequential {
+        groups.iter().map(scan_group).collect()
+    } else {
+        groups.par_iter().map(scan_group).collect()
+    };
     if dry_run {
         for r in scanned {
             r?;
@@ -1817,7 +1896,7 @@ fn first_point_time(view: &ReadView, groups: &[Group]) -> QueryResult<Option<i64
     {
         let raw = view.time_bounds(*id).map(|b| b.0);
         let rolled = view
-            .rollup_rows(*id)?
+            .rollup_rows_with(*id, false)?
             .iter()
             .filter_map(|(_, rows)| rows.first_times.iter().min().copied())
             .min();
