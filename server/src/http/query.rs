@@ -210,24 +210,55 @@ fn serde_urlencoded_pairs(bytes: &[u8]) -> Vec<(String, String)> {
 /// Formats nanoseconds since the epoch as RFC 3339 in UTC, with as many fractional digits as
 /// needed (InfluxDB's format).
 pub(super) fn rfc3339(ns: i64) -> String {
+    let mut out = String::with_capacity(30);
+    write_rfc3339(&mut out, ns);
+    out
+}
+
+/// Appends `ns` as InfluxDB writes times: RFC 3339 in UTC, with the fraction of a second only
+/// as long as it needs to be. Written digit by digit: a result may hold thousands of times.
+fn write_rfc3339(out: &mut String, ns: i64) {
+    fn digits(out: &mut String, value: u64, width: usize) {
+        let mut buffer = [b'0'; 20];
+        let mut v = value;
+        for slot in buffer[..width].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        // Only ASCII digits were written.
+        out.push_str(std::str::from_utf8(&buffer[..width]).unwrap_or("0"));
+    }
     let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000) as u64;
     let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u64;
     let (y, m, d) = civil_from_days(days);
-    let mut out = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
+    if (0..=9999).contains(&y) {
+        digits(out, y as u64, 4);
+    } else {
+        let _ = write!(out, "{y:04}");
+    }
+    out.push('-');
+    digits(out, u64::from(m), 2);
+    out.push('-');
+    digits(out, u64::from(d), 2);
+    out.push('T');
+    digits(out, rem / 3600, 2);
+    out.push(':');
+    digits(out, rem % 3600 / 60, 2);
+    out.push(':');
+    digits(out, rem % 60, 2);
     if nanos != 0 {
-        let frac = format!("{nanos:09}");
+        let mut width = 9;
+        let mut fraction = nanos;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            width -= 1;
+        }
         out.push('.');
-        out.push_str(frac.trim_end_matches('0'));
+        digits(out, fraction, width);
     }
     out.push('Z');
-    out
 }
 
 /// Days since 1970-01-01 to a civil date (proleptic Gregorian), after Howard Hinnant's
@@ -269,7 +300,12 @@ fn json_value(out: &mut String, v: &Value, epoch: Epoch) {
         Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::String(s) => json_string(out, s),
         Value::Time(t) => match epoch {
-            Epoch::Rfc3339 => json_string(out, &rfc3339(*t)),
+            // RFC 3339 text holds nothing JSON escapes.
+            Epoch::Rfc3339 => {
+                out.push('"');
+                write_rfc3339(out, *t);
+                out.push('"');
+            }
             Epoch::Divide(d) => {
                 let _ = write!(out, "{}", t.div_euclid(d));
             }
@@ -440,6 +476,29 @@ mod tests {
         assert_eq!(rfc3339(1_700_000_000_500_000_000), "2023-11-14T22:13:20.5Z");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
         assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_000), "1970-01-01T00:00:00.000001Z");
+        assert_eq!(rfc3339(i64::MIN), "1677-09-21T00:12:43.145224192Z");
+        assert_eq!(rfc3339(i64::MAX), "2262-04-11T23:47:16.854775807Z");
+        for ns in [
+            -86_400_000_000_001i64,
+            123_456_789,
+            1_796_083_199_999_999_990,
+        ] {
+            let secs = ns.div_euclid(1_000_000_000);
+            let nanos = ns.rem_euclid(1_000_000_000);
+            let text = rfc3339(ns);
+            let (whole, fraction) = text
+                .trim_end_matches('Z')
+                .split_once('.')
+                .unwrap_or((text.trim_end_matches('Z'), ""));
+            assert_eq!(whole.len(), 19, "{text}");
+            assert_eq!(
+                format!("{:0<9}", fraction).parse::<i64>().unwrap_or(0),
+                nanos,
+                "{text}"
+            );
+            assert_eq!(&rfc3339(secs * 1_000_000_000)[..19], whole);
+        }
     }
 
     #[test]
