@@ -251,7 +251,7 @@ fn write_rfc3339(out: &mut String, ns: i64) {
     if nanos != 0 {
         let mut width = 9;
         let mut fraction = nanos;
-        while fraction % 10 == 0 {
+        while fraction.is_multiple_of(10) {
             fraction /= 10;
             width -= 1;
         }
