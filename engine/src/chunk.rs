@@ -652,6 +652,7 @@ enum RollupSketches {
 
 /// Decodes a rollup chunk (header included); without `sketches` the rows come back without
 /// their quantile sketches, and a chunk that keeps them apart is read without touching them.
+#[cfg(test)]
 pub(crate) fn decode_rollup_chunk_with(
     data: &[u8],
     sketches: bool,

@@ -367,49 +367,11 @@ impl ReadView {
     /// [`ReadView::rollup_rows`], with the rows' quantile sketches only when `sketches`: the
     /// other aggregates never need them, and leaving them unread is most of a rollup read.
     pub fn rollup_rows_with(&self, column: u32, sketches: bool) -> Result<Vec<(i64, RollupRows)>> {
-        let sources = match self.rollups.binary_search_by_key(&column, |(c, _)| *c) {
-            Ok(i) => &self.rollups[i].1,
-            Err(_) => return Ok(Vec::new()),
-        };
-        let mut out = Vec::with_capacity(sources.len());
-        for source in sources {
-            let start = source.offset as usize;
-            let end = start + source.header.chunk_len as usize;
-            let bytes = source.segment.bytes().get(start..end).ok_or_else(|| {
-                EngineError::corrupt(
-                    &source.segment.path,
-                    source.offset,
-                    "chunk lies outside the file",
-                )
-            })?;
-            let rows = crate::chunk::decode_rollup_chunk_with(bytes, sketches).map_err(|e| {
-                EngineError::corrupt(
-                    &source.segment.path,
-                    source.offset + e.offset as u64,
-                    e.reason,
-                )
-            })?;
-            let resolution = source.segment.meta.resolution;
-            let keep: Vec<usize> = (0..rows.len())
-                .filter(|&r| {
-                    let t = rows.times[r];
-                    t >= source.keep_min
-                        && t <= source.keep_max
-                        && !source
-                            .masks
-                            .iter()
-                            .any(|(lo, hi)| t >= *lo && t.saturating_add(resolution - 1) <= *hi)
-                })
-                .collect();
-            let rows = if keep.len() == rows.len() {
-                rows
-            } else {
-                crate::compaction::select_rows_pub(&rows, &keep)
-            };
-            if !rows.is_empty() {
-                out.push((resolution, rows));
-            }
-        }
+        let mut out = Vec::new();
+        self.for_each_rollup_rows(column, sketches, |resolution, rows| -> Result<()> {
+            out.push((resolution, rows.clone()));
+            Ok(())
+        })?;
         Ok(out)
     }
 

@@ -512,6 +512,17 @@ thread_local! {
 fn read_bins(r: &mut Reader<'_>, out: &mut Vec<(i32, u64)>) -> Result<u64, DecodeError> {
     out.clear();
     let nonzero = r.uvarint_max(MAX_BINS as u64, "sketch bin count")?;
+    let (_, _, total) = walk_bins(r, nonzero, |index, count| out.push((index, count)))?;
+    Ok(total)
+}
+
+/// Walks `nonzero` stored (index or gap, count) pairs, checking each, and calls `visit` with
+/// each bin's index and count; returns the lowest and highest index and the total count.
+fn walk_bins(
+    r: &mut Reader<'_>,
+    nonzero: u64,
+    mut visit: impl FnMut(i32, u64),
+) -> Result<(i64, i64, u64), DecodeError> {
     let (mut lowest, mut index, mut total) = (0i64, 0i64, 0u64);
     for k in 0..nonzero {
         let at = r.position();
@@ -539,9 +550,9 @@ fn read_bins(r: &mut Reader<'_>, out: &mut Vec<(i32, u64)>) -> Result<u64, Decod
         total = total
             .checked_add(c)
             .ok_or_else(|| r.error("sketch counts overflow"))?;
-        out.push((index as i32, c));
+        visit(index as i32, c);
     }
-    Ok(total)
+    Ok((lowest, index, total))
 }
 
 /// Adds checked (index, count) pairs, in increasing index order, to a store.
@@ -576,34 +587,7 @@ impl<'a> StoredBins<'a> {
     fn scan(r: &mut Reader<'a>) -> Result<StoredBins<'a>, DecodeError> {
         let nonzero = r.uvarint_max(MAX_BINS as u64, "sketch bin count")?;
         let pairs = r.clone();
-        let (mut lowest, mut index, mut total) = (0i64, 0i64, 0u64);
-        for k in 0..nonzero {
-            let at = r.position();
-            index = if k == 0 {
-                r.ivarint()?
-            } else {
-                index.saturating_add(r.uvarint()? as i64)
-            };
-            let c = r.uvarint()?;
-            if k == 0 {
-                lowest = index;
-            }
-            if c == 0 || !(i64::from(i32::MIN / 2)..=i64::from(i32::MAX / 2)).contains(&index) {
-                return Err(DecodeError {
-                    offset: at,
-                    reason: "sketch bin out of range or empty".into(),
-                });
-            }
-            if index - lowest >= MAX_BINS as i64 {
-                return Err(DecodeError {
-                    offset: at,
-                    reason: "sketch bins span too wide a range".into(),
-                });
-            }
-            total = total
-                .checked_add(c)
-                .ok_or_else(|| r.error("sketch counts overflow"))?;
-        }
+        let (lowest, index, total) = walk_bins(r, nonzero, |_, _| {})?;
         Ok(StoredBins {
             pairs,
             nonzero,

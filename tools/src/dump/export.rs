@@ -1175,8 +1175,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lines_from_a_template_equal_what_write_line_writes() {
+    /// Ten points of one series in each value type, with awkward names and values.
+    fn awkward_cursors() -> Vec<Cursor> {
         let floats = [
             1.0,
             -0.0,
@@ -1185,11 +1185,11 @@ mod tests {
             1e-7,
             5e-324,
             f64::MAX,
-            250.5,
+            f64::INFINITY,
             f64::NAN,
             3.0,
         ];
-        let cursors = vec![
+        vec![
             cursor(" a,b=\"c", ColumnValues::Float(floats.to_vec())),
             cursor(
                 "i",
@@ -1197,7 +1197,11 @@ mod tests {
             ),
             cursor(
                 "s",
-                ColumnValues::String((0..10).map(|i| format!("say \"{i}\" \\o/\n✓")).collect()),
+                ColumnValues::String(
+                    (0..10)
+                        .map(|i| format!("say \"{i}\" \\o/\n\u{1}✓"))
+                        .collect(),
+                ),
             ),
             cursor(
                 "u",
@@ -1209,7 +1213,12 @@ mod tests {
                     true, false, true, false, true, false, true, false, true, false,
                 ]),
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn lines_from_a_template_equal_what_write_line_writes() {
+        let cursors = awkward_cursors();
         let measurement = "we ird,m=\"";
         let tags = [("t k=", "v,1 =ü"), ("host", "ソネット")];
         let template = lp_template(measurement, &tags, &cursors).unwrap();
@@ -1234,45 +1243,7 @@ mod tests {
 
     #[test]
     fn json_lines_from_a_template_equal_what_write_point_writes() {
-        let floats = [
-            1.0,
-            -0.0,
-            0.1,
-            1e16,
-            1e-7,
-            5e-324,
-            f64::MAX,
-            f64::INFINITY,
-            f64::NAN,
-            3.0,
-        ];
-        let columns = || {
-            vec![
-                cursor(" a,b=\"c", ColumnValues::Float(floats.to_vec())),
-                cursor(
-                    "i",
-                    ColumnValues::Integer(vec![i64::MIN, 0, i64::MAX, -1, 5, 6, 7, 8, 9, 10]),
-                ),
-                cursor(
-                    "s",
-                    ColumnValues::String(
-                        (0..10)
-                            .map(|i| format!("say \"{i}\" \\o/\n\u{1}✓"))
-                            .collect(),
-                    ),
-                ),
-                cursor(
-                    "u",
-                    ColumnValues::Unsigned(vec![u64::MAX, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
-                ),
-                cursor(
-                    "z",
-                    ColumnValues::Boolean(vec![
-                        true, false, true, false, true, false, true, false, true, false,
-                    ]),
-                ),
-            ]
-        };
+        let columns = awkward_cursors;
         let measurement = "we ird,m=\"";
         let tags = [("t k=", "v,1 =ü"), ("host", "ソネット")];
         for (unsigned_as_integer, name_databases) in [(false, true), (true, false)] {
