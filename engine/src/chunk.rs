@@ -1119,6 +1119,27 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Damage that the checksums do not catch (they are recomputed here) must give an
+        /// error or rows that merge without a panic.
+        #[test]
+        fn damaged_rollup_chunks_never_panic(
+            n in 1i64..400,
+            edits in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..8),
+        ) {
+            let rows = rollup_rows(n);
+            let mut chunk = Vec::new();
+            encode_rollup_chunk(&rows, &mut chunk);
+            for (at, byte) in edits {
+                let at = CHUNK_HEADER_LEN + at % (chunk.len() - CHUNK_HEADER_LEN);
+                chunk[at] = byte;
+            }
+            let payload_crc = crc32fast::hash(&chunk[CHUNK_HEADER_LEN..]);
+            chunk[76..80].copy_from_slice(&payload_crc.to_le_bytes());
+            crate::fuzzing::chunk(&chunk);
+        }
+    }
+
     #[test]
     fn a_rollup_chunk_with_a_bad_section_length_is_refused_with_its_offset() {
         let rows = rollup_rows(500);

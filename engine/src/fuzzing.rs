@@ -8,8 +8,24 @@ use crate::head::{Head, HeadOptions};
 use crate::model::FieldType;
 use crate::segment::{Segment, SegmentMeta};
 
-/// Decodes `data` as one chunk (header and payload).
+/// Decodes `data` as one chunk (header and payload): as raw points, and as rollup rows with
+/// and without their sketches, merging every row's sketch.
 pub fn chunk(data: &[u8]) {
+    if let Ok(rows) = crate::chunk::decode_rollup_chunk(data) {
+        let mut merged = crate::sketch::Sketch::default();
+        for row in 0..rows.len() {
+            let _ = rows.merge_sketch_into(row, &mut merged);
+        }
+    }
+    let mut rows = crate::rollup::RollupRows::new(FieldType::Float);
+    for sketches in [false, true] {
+        if crate::chunk::decode_rollup_chunk_into(data, sketches, &mut rows).is_ok() {
+            let mut merged = crate::sketch::Sketch::default();
+            for row in 0..rows.len() {
+                let _ = rows.merge_sketch_into(row, &mut merged);
+            }
+        }
+    }
     let mut ts = Vec::new();
     let mut values = ColumnValues::new(FieldType::Float);
     if let Ok(header) = decode_chunk(data, &mut ts, &mut values) {
