@@ -42,6 +42,30 @@ pub fn chunk(data: &[u8]) {
     }
 }
 
+/// Valid rollup chunks (float and integer rows with sketches, small and large enough to be
+/// zstd-wrapped) for fuzzers to start from.
+pub fn rollup_chunk_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = Vec::new();
+    for n in [5i64, 3_000] {
+        let ts: Vec<i64> = (0..n).map(|i| i * 7_000_000_000).collect();
+        for values in [
+            ColumnValues::Float(
+                (0..n)
+                    .map(|i| ((i * 37) % 1000) as f64 * 0.25 - 10.0)
+                    .collect(),
+            ),
+            ColumnValues::Integer((0..n).map(|i| i * i - 50).collect()),
+        ] {
+            let mut rows = crate::rollup::RollupRows::new(values.field_type());
+            rows.add_points(&ts, &values, 60_000_000_000);
+            let mut chunk = Vec::new();
+            crate::chunk::encode_rollup_chunk(&rows, &mut chunk);
+            seeds.push(chunk);
+        }
+    }
+    seeds
+}
+
 /// Replays `data` as the bytes of a WAL file into an empty catalog and head.
 pub fn wal(data: &[u8]) {
     let mut catalog = Catalog::default();

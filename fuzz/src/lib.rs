@@ -236,6 +236,7 @@ fn engine_seeds(target: &str) -> Vec<Vec<u8>> {
                 .filter(|s| s.len() > 16 + 80)
                 .map(|s| s[16..].to_vec())
                 .collect();
+            out.extend(tally_engine::fuzzing::rollup_chunk_seeds());
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
