@@ -194,6 +194,10 @@ pub(crate) struct Accumulator {
     /// Percentiles and medians over rollup rows: the buckets' merged quantile sketches (raw
     /// samples of the same bucket are added to the sketch when the value is computed).
     sketches: Vec<Option<Sketch>>,
+    /// Whether min and max must know which point they chose (a selector whose time is the
+    /// row's); with GROUP BY time the bucket's time stands instead, and finding the point is
+    /// skipped.
+    point_times: bool,
 }
 
 enum State {
@@ -222,6 +226,17 @@ fn num_at(values: &ColumnValues, i: usize) -> Option<Num> {
 /// it vectorises; `f64::max` and `min` return the number when one side is NaN), a second
 /// finds its first occurrence.
 fn extreme_f64(run: &[f64], want_max: bool) -> Option<(f64, usize)> {
+    let best = extreme_f64_value(run, want_max)?;
+    // Blocks compared without branches, so the search for the value vectorises too.
+    let block = run
+        .chunks(8)
+        .position(|block| block.iter().fold(false, |found, &x| found | (x == best)))?;
+    let i = block * 8 + run[block * 8..].iter().position(|&x| x == best)?;
+    Some((run[i], i))
+}
+
+/// The smallest (or largest) float of a run, skipping NaN; `None` when every value is NaN.
+fn extreme_f64_value(run: &[f64], want_max: bool) -> Option<f64> {
     let pick = |a: f64, b: f64| if want_max { a.max(b) } else { a.min(b) };
     let start = if want_max {
         f64::NEG_INFINITY
@@ -240,13 +255,12 @@ fn extreme_f64(run: &[f64], want_max: bool) -> Option<(f64, usize)> {
         .iter()
         .chain(&lanes)
         .fold(start, |a, &x| pick(a, x));
-    // Blocks compared without branches, so the search for the value vectorises too. No
-    // element equals the start value only when every one is NaN.
-    let block = run
-        .chunks(8)
-        .position(|block| block.iter().fold(false, |found, &x| found | (x == best)))?;
-    let i = block * 8 + run[block * 8..].iter().position(|&x| x == best)?;
-    Some((run[i], i))
+    // The start value itself is an answer only when a value equals it; every value NaN
+    // leaves it with none.
+    if best == start && !run.contains(&start) {
+        return None;
+    }
+    Some(best)
 }
 
 /// The smallest (or largest) integer of a run and its index, the earliest winning ties: the value in one vectorised pass, then its first occurrence.
@@ -322,7 +336,15 @@ impl Accumulator {
             field_type,
             state,
             sketches: Vec::new(),
+            point_times: true,
         }
+    }
+
+    /// The accumulator, for results whose rows take their bucket's time (GROUP BY time): min
+    /// and max then keep the value only, with the time of their run's first point.
+    pub(crate) fn without_point_times(mut self) -> Accumulator {
+        self.point_times = false;
+        self
     }
 
     /// Whether rollup rows can stand for the points of a bucket for this function (exactly,
@@ -465,6 +487,14 @@ impl Accumulator {
                 let want_max = kind == AggKind::Max;
                 // Typed loops with native comparisons: the hot path of min() and max().
                 let found = match values {
+                    // A zero's sign is the chosen point's: only then is the point looked for.
+                    ColumnValues::Float(v) if !self.point_times => {
+                        match extreme_f64_value(&v[range.clone()], want_max) {
+                            Some(0.0) => extreme_f64(&v[range.clone()], want_max)
+                                .map(|(x, i)| (Num::F(x), i)),
+                            found => found.map(|x| (Num::F(x), 0)),
+                        }
+                    }
                     ColumnValues::Float(v) => {
                         extreme_f64(&v[range.clone()], want_max).map(|(x, i)| (Num::F(x), i))
                     }
@@ -991,6 +1021,11 @@ mod tests {
             let fast = extreme_f64(&floats, want_max).map(|(x, i)| (x.to_bits(), i));
             let plain = extreme(&floats, want_max, |x| x.is_nan()).map(|(x, i)| (x.to_bits(), i));
             proptest::prop_assert_eq!(fast, plain);
+            let value = extreme_f64_value(&floats, want_max);
+            proptest::prop_assert_eq!(value.is_some(), plain.is_some());
+            if let (Some(v), Some((bits, _))) = (value, plain) {
+                proptest::prop_assert!(v == f64::from_bits(bits));
+            }
             proptest::prop_assert_eq!(extreme_int(&ints, want_max), extreme(&ints, want_max, |_| false));
         }
     }

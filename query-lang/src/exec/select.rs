@@ -1609,14 +1609,20 @@ fn aggregate_query(
     let new_accs = || -> Vec<Accumulator> {
         aggs.iter()
             .map(|a| {
-                Accumulator::new(
+                let acc = Accumulator::new(
                     a.kind,
                     field_types
                         .get(a.field.as_str())
                         .copied()
                         .unwrap_or(FieldType::Float),
                     buckets.count,
-                )
+                );
+                // Rows of GROUP BY time carry their bucket's time, not a chosen point's.
+                if time_dim.is_some() {
+                    acc.without_point_times()
+                } else {
+                    acc
+                }
             })
             .collect()
     };
