@@ -15,6 +15,7 @@ mod metrics;
 pub mod notify;
 pub mod reports;
 mod samplers;
+mod time_text;
 pub mod units;
 
 use std::sync::Arc;

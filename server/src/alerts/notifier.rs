@@ -46,26 +46,7 @@ pub(crate) struct GroupNotice {
     pub external_url: String,
 }
 
-/// RFC 3339 in UTC with nanoseconds trimmed, as Alertmanager writes it.
-pub(crate) fn rfc3339(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = super::rule::civil_from_days(days);
-    let mut out = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
-    if nanos != 0 {
-        out.push('.');
-        out.push_str(format!("{nanos:09}").trim_end_matches('0'));
-    }
-    out.push('Z');
-    out
-}
+pub(crate) use crate::time_text::rfc3339;
 
 fn status(firing: bool) -> &'static str {
     if firing { "firing" } else { "resolved" }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tally_query::ast::Statement;
 
 use super::template::{Template, TemplateError};
+use crate::time_text::civil_from_days;
 use crate::units::HumanDuration;
 
 /// A rule as written in the rules file or sent to the API.
@@ -301,19 +302,6 @@ fn month_bounds(now_ns: i64) -> (i64, i64) {
     )
 }
 
-/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's civil_from_days.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
 /// Days since 1970-01-01 of the first day of a month (Howard Hinnant's days_from_civil).
 fn days_from_civil(year: i64, month: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
@@ -325,17 +313,9 @@ fn days_from_civil(year: i64, month: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// RFC 3339 of the whole second holding `ns`.
 fn rfc3339_seconds(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::time_text::rfc3339(ns.div_euclid(1_000_000_000).saturating_mul(1_000_000_000))
 }
 
 fn check_name(name: &str) -> Result<(), String> {
