@@ -636,7 +636,9 @@ const SECTION_ZSTD: u8 = 1;
 pub(crate) fn decode_rollup_chunk(
     data: &[u8],
 ) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
-    decode_rollup(data, RollupSketches::Checked)
+    let mut rows = crate::rollup::RollupRows::new(FieldType::Float);
+    decode_rollup_into(data, RollupSketches::Checked, &mut rows)?;
+    Ok(rows)
 }
 
 /// What a rollup chunk read does with the rows' sketches.
@@ -650,35 +652,10 @@ enum RollupSketches {
     Skip,
 }
 
-/// Decodes a rollup chunk (header included); without `sketches` the rows come back without
-/// their quantile sketches, and a chunk that keeps them apart is read without touching them.
-#[cfg(test)]
-pub(crate) fn decode_rollup_chunk_with(
-    data: &[u8],
-    sketches: bool,
-) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
-    decode_rollup(
-        data,
-        if sketches {
-            RollupSketches::ForMerging
-        } else {
-            RollupSketches::Skip
-        },
-    )
-}
-
-fn decode_rollup(
-    data: &[u8],
-    want: RollupSketches,
-) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
-    let header = parse_header(data)?;
-    let mut rows = crate::rollup::RollupRows::new(header.value_type);
-    decode_rollup_into(data, want, &mut rows)?;
-    Ok(rows)
-}
-
-/// [`decode_rollup_chunk_with`] into `out`, reusing its buffers (replaced when the chunk's field
-/// type differs).
+/// Decodes a rollup chunk (header included) into `out`, reusing its buffers (replaced when the
+/// chunk's field type differs). Without `sketches` the rows come back without their quantile
+/// sketches, and a chunk that keeps them apart is read without touching them; with them, each
+/// sketch is checked for its extent only, the query that merges it checking the rest.
 pub(crate) fn decode_rollup_chunk_into(
     data: &[u8],
     sketches: bool,
@@ -1068,6 +1045,11 @@ pub(crate) fn merge_newest_wins(
 mod tests {
     use super::*;
 
+    fn without_sketches(chunk: &[u8]) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
+        let mut rows = crate::rollup::RollupRows::new(FieldType::Float);
+        decode_rollup_chunk_into(chunk, false, &mut rows).map(|()| rows)
+    }
+
     fn rollup_rows(n: i64) -> crate::rollup::RollupRows {
         let ts: Vec<i64> = (0..n).map(|i| i * 7_000_000_000).collect();
         let values = ColumnValues::Float((0..n).map(|i| ((i * 37) % 1000) as f64 * 0.25).collect());
@@ -1084,7 +1066,7 @@ mod tests {
             encode_rollup_chunk(&rows, &mut chunk);
             assert_ne!(chunk[27] & FLAG_SKETCHES_APART, 0);
             assert_eq!(decode_rollup_chunk(&chunk).unwrap(), rows);
-            let without = decode_rollup_chunk_with(&chunk, false).unwrap();
+            let without = without_sketches(&chunk).unwrap();
             assert!(without.sketches.is_empty());
             assert_eq!((&without.times, &without.max), (&rows.times, &rows.max));
         }
@@ -1111,12 +1093,7 @@ mod tests {
         let header_crc = crc32fast::hash(&chunk[..72]);
         chunk[72..76].copy_from_slice(&header_crc.to_le_bytes());
         assert_eq!(decode_rollup_chunk(&chunk).unwrap(), rows);
-        assert!(
-            decode_rollup_chunk_with(&chunk, false)
-                .unwrap()
-                .sketches
-                .is_empty()
-        );
+        assert!(without_sketches(&chunk).unwrap().sketches.is_empty());
     }
 
     proptest::proptest! {
@@ -1148,7 +1125,7 @@ mod tests {
         chunk[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         let payload_crc = crc32fast::hash(&chunk[CHUNK_HEADER_LEN..]);
         chunk[76..80].copy_from_slice(&payload_crc.to_le_bytes());
-        let error = decode_rollup_chunk_with(&chunk, false).unwrap_err();
+        let error = without_sketches(&chunk).unwrap_err();
         assert_eq!(error.offset, CHUNK_HEADER_LEN);
         assert!(error.reason.contains("runs past"), "{}", error.reason);
     }

@@ -306,11 +306,17 @@ impl ReadView {
     /// The column's rollup rows (blocks read from a tier), in time order, already limited to
     /// the rows the read kept; the resolution is each source segment's.
     pub fn rollup_rows(&self, column: u32) -> Result<Vec<(i64, RollupRows)>> {
-        self.rollup_rows_with(column, true)
+        let mut out = Vec::new();
+        self.for_each_rollup_rows(column, true, |resolution, rows| -> Result<()> {
+            out.push((resolution, rows.clone()));
+            Ok(())
+        })?;
+        Ok(out)
     }
 
-    /// Calls `visit` with each rollup chunk's rows of a column (as [`ReadView::rollup_rows_with`]
-    /// returns them), decoded one at a time into the same buffers.
+    /// Calls `visit` with each rollup chunk's rows of a column (as [`ReadView::rollup_rows`]
+    /// returns them, without their sketches unless `sketches`), decoded one at a time into the
+    /// same buffers.
     pub fn for_each_rollup_rows<E: From<EngineError>>(
         &self,
         column: u32,
@@ -362,17 +368,6 @@ impl ReadView {
             }
         }
         Ok(())
-    }
-
-    /// [`ReadView::rollup_rows`], with the rows' quantile sketches only when `sketches`: the
-    /// other aggregates never need them, and leaving them unread is most of a rollup read.
-    pub fn rollup_rows_with(&self, column: u32, sketches: bool) -> Result<Vec<(i64, RollupRows)>> {
-        let mut out = Vec::new();
-        self.for_each_rollup_rows(column, sketches, |resolution, rows| -> Result<()> {
-            out.push((resolution, rows.clone()));
-            Ok(())
-        })?;
-        Ok(out)
     }
 
     /// Whether a rollup chunk the view holds for an integer or unsigned column may hold a row

@@ -440,11 +440,14 @@ impl Segment {
         if entry.n_chunks < MIN_CHUNKS_TO_CACHE {
             return None;
         }
-        if let Some(cached) = self.spans.read().columns.get(&entry.offset) {
-            return cached.clone();
-        }
-        if self.spans.read().spans + entry.n_chunks as usize > MAX_CACHED_SPANS {
-            return None;
+        {
+            let cache = self.spans.read();
+            if let Some(cached) = cache.columns.get(&entry.offset) {
+                return cached.clone();
+            }
+            if cache.spans + entry.n_chunks as usize > MAX_CACHED_SPANS {
+                return None;
+            }
         }
         let mut spans = Vec::with_capacity(entry.n_chunks as usize);
         let mut in_order = true;

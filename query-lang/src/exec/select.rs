@@ -1024,10 +1024,13 @@ fn rollup_sum_overflowed(view: &ReadView, groups: &[Group], aggs: &[AggSpec]) ->
             {
                 continue;
             }
-            for (_, rows) in view.rollup_rows_with(*id, false)? {
-                if rows.sum_overflow.iter().any(|o| *o) {
-                    return Ok(true);
-                }
+            let mut overflowed = false;
+            view.for_each_rollup_rows(*id, false, |_, rows| -> QueryResult<()> {
+                overflowed |= rows.sum_overflow.iter().any(|o| *o);
+                Ok(())
+            })?;
+            if overflowed {
+                return Ok(true);
             }
         }
     }
@@ -1474,6 +1477,34 @@ struct ScanState {
 const PARALLEL_FROM_POINTS: u64 = 50_000;
 const ROLLUP_CHUNK_COST: u64 = 2_000;
 
+/// The bucket whose aggregates a chunk's statistics answer without decoding it, if any: a
+/// chunk wholly inside the range and one bucket whose statistics answer every aggregate (min
+/// and max only when no point time must be reported), or an edge chunk of `last()`/`first()`.
+fn stats_bucket(
+    agg_ids: &[usize],
+    aggs: &[AggSpec],
+    stats: &tally_engine::ChunkStats,
+    buckets: &TimeBuckets,
+    cond: &Condition,
+    need_point_time: bool,
+) -> Option<usize> {
+    let whole = stats.min_time >= cond.min_time.max(buckets.scan_start())
+        && stats.max_time <= cond.max_time
+        && buckets.index(stats.min_time) == buckets.index(stats.max_time);
+    let answered = agg_ids.iter().all(|&i| {
+        let kind = aggs[i].kind;
+        kind.answers_from_stats(&stats.values)
+            && !(need_point_time && matches!(kind, AggKind::Min | AggKind::Max))
+    });
+    if whole && answered {
+        return Some(buckets.index(stats.min_time));
+    }
+    // Only last() (or only first()): a chunk that reaches out of the range still answers from
+    // its newest (oldest) point when that point is in range and every in-range point of the
+    // chunk falls into the bucket of that point.
+    edge_only_bucket(agg_ids, aggs, stats, buckets, cond)
+}
+
 /// The bucket a chunk's statistics answer when every aggregate over it is `last()` (or every
 /// one `first()`) and the chunk's newest (oldest) point is in range, with every in-range point
 /// of the chunk in that point's bucket; `None` otherwise.
@@ -1678,30 +1709,13 @@ fn aggregate_query(
                 ctx.check()?;
                 ctx.counters.chunks.fetch_add(1, Ordering::Relaxed);
                 let stats = piece.stats();
-                let in_range = piece.within(scan_cond.min_time, scan_cond.max_time);
-                let one_bucket = buckets.index(stats.min_time) == buckets.index(stats.max_time)
-                    && stats.min_time >= buckets.scan_start();
-                let stats_ok = in_range
-                    && one_bucket
-                    && agg_ids.iter().all(|&i| {
-                        let kind = aggs[i].kind;
-                        kind.answers_from_stats(&stats.values)
-                            && !(need_point_time && matches!(kind, AggKind::Min | AggKind::Max))
-                    });
-                // Only last() (or only first()): a chunk that reaches out of the range still
-                // answers from its newest (oldest) point when that point is in range and every
-                // in-range point of the chunk falls into the bucket of that point.
-                let edge_bucket = if stats_ok {
-                    None
-                } else {
-                    edge_only_bucket(agg_ids, aggs, stats, &buckets, &scan_cond)
-                };
-                if stats_ok || edge_bucket.is_some() {
+                let from_stats =
+                    stats_bucket(agg_ids, aggs, stats, &buckets, &scan_cond, need_point_time);
+                if let Some(b) = from_stats {
                     ctx.counters
                         .chunks_from_stats
                         .fetch_add(1, Ordering::Relaxed);
                     if !dry_run {
-                        let b = edge_bucket.unwrap_or_else(|| buckets.index(stats.min_time));
                         for &i in agg_ids {
                             if !state.accs[i].add_stats(b, stats) {
                                 return Err(invalid(format!(
@@ -1790,15 +1804,9 @@ fn aggregate_query(
                 };
                 points_to_decode += ROLLUP_CHUNK_COST * view.rollup_chunk_count(*id) as u64;
                 for stats in view.chunk_stats(*id) {
-                    let whole = stats.min_time >= scan_cond.min_time.max(buckets.scan_start())
-                        && stats.max_time <= scan_cond.max_time
-                        && buckets.index(stats.min_time) == buckets.index(stats.max_time);
-                    let cheap = (whole
-                        && agg_ids
-                            .iter()
-                            .all(|&i| aggs[i].kind.answers_from_stats(&stats.values)))
-                        || edge_only_bucket(agg_ids, aggs, stats, &buckets, &scan_cond).is_some();
-                    if !cheap {
+                    let from_stats =
+                        stats_bucket(agg_ids, aggs, stats, &buckets, &scan_cond, need_point_time);
+                    if from_stats.is_none() {
                         points_to_decode += u64::from(stats.count);
                     }
                 }
@@ -1900,15 +1908,15 @@ fn first_point_time(view: &ReadView, groups: &[Group]) -> QueryResult<Option<i64
         .iter()
         .flat_map(|g| g.series.iter().flat_map(|s| s.columns.values()))
     {
-        let raw = view.time_bounds(*id).map(|b| b.0);
-        let rolled = view
-            .rollup_rows_with(*id, false)?
-            .iter()
-            .filter_map(|(_, rows)| rows.first_times.iter().min().copied())
-            .min();
-        for t in raw.into_iter().chain(rolled) {
+        if let Some((t, _)) = view.time_bounds(*id) {
             earliest = Some(earliest.map_or(t, |e| e.min(t)));
         }
+        view.for_each_rollup_rows(*id, false, |_, rows| -> QueryResult<()> {
+            if let Some(&t) = rows.first_times.iter().min() {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+            Ok(())
+        })?;
     }
     Ok(earliest)
 }
