@@ -248,7 +248,7 @@ fn backup_restore_export_and_import_throughput() {
             );
         });
         exports.push((
-            file,
+            file.to_string(),
             lines as f64 / seconds,
             lines as f64 / cpu.max(0.01),
             std::fs::metadata(&output).unwrap().len(),
@@ -280,7 +280,7 @@ fn backup_restore_export_and_import_throughput() {
             ));
         });
         exports.push((
-            Box::leak(label.into_boxed_str()),
+            label,
             lines as f64 / seconds,
             lines as f64 / cpu.max(0.01),
             0,
