@@ -104,24 +104,6 @@ impl<'a> Reader<'a> {
         self.uvarint_multi_byte()
     }
 
-    /// Moves past `n` varints without decoding them: each ends at a byte below 0x80.
-    pub(crate) fn skip_varints(&mut self, n: u64) -> Result<(), DecodeError> {
-        let mut left = n;
-        let rest = &self.data[self.pos..];
-        for (i, &byte) in rest.iter().enumerate() {
-            if left == 0 {
-                self.pos += i;
-                return Ok(());
-            }
-            left -= u64::from(byte < 0x80);
-        }
-        if left == 0 {
-            self.pos = self.data.len();
-            return Ok(());
-        }
-        Err(self.error("varints run past the end"))
-    }
-
     #[cold]
     fn uvarint_multi_byte(&mut self) -> Result<u64, DecodeError> {
         let start = self.pos;

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use roaring::RoaringBitmap;
 
 use crate::chunk::{
-    ColumnValues, decode_chunk, decode_rollup_chunk, encode_chunk, encode_rollup_chunk,
+    ColumnValues, SketchStorage, decode_chunk, decode_rollup_chunk, encode_chunk,
+    encode_rollup_chunk,
 };
 use crate::database::{Database, head_options};
 use crate::error::{EngineError, Result};
@@ -465,7 +466,7 @@ impl Database {
                     let mut rows = RollupRows::new(values.field_type());
                     rows.add_points(&ts, &values, *resolution);
                     rollup_rows += rows.len() as u64;
-                    let chunks = rollup_chunks(&rows);
+                    let chunks = rollup_chunks(&rows, *resolution);
                     for c in &chunks {
                         throttle.account(c.len() as u64);
                     }
@@ -522,7 +523,7 @@ impl Database {
                         rows = select_rows(&rows, &keep);
                     }
                     rollup_rows += rows.len() as u64;
-                    let chunks = rollup_chunks(&rows);
+                    let chunks = rollup_chunks(&rows, resolution);
                     if !chunks.is_empty() {
                         tier_out[k].push((entry.column, chunks));
                     }
@@ -869,15 +870,16 @@ impl Database {
     }
 }
 
-/// Cuts rollup rows into chunks.
-fn rollup_chunks(rows: &RollupRows) -> Vec<Vec<u8>> {
+/// Cuts rollup rows of a tier of `resolution` nanoseconds into chunks.
+fn rollup_chunks(rows: &RollupRows, resolution: i64) -> Vec<Vec<u8>> {
+    let storage = SketchStorage::for_resolution(resolution);
     let mut out = Vec::new();
     let mut start = 0;
     while start < rows.len() {
         let end = (start + MAX_ROLLUP_ROWS).min(rows.len());
         let part = rows.slice(start..end);
         let mut bytes = Vec::new();
-        encode_rollup_chunk(&part, &mut bytes);
+        encode_rollup_chunk(&part, storage, &mut bytes);
         out.push(bytes);
         start = end;
     }

@@ -58,9 +58,14 @@ pub fn rollup_chunk_seeds() -> Vec<Vec<u8>> {
         ] {
             let mut rows = crate::rollup::RollupRows::new(values.field_type());
             rows.add_points(&ts, &values, 60_000_000_000);
-            let mut chunk = Vec::new();
-            crate::chunk::encode_rollup_chunk(&rows, &mut chunk);
-            seeds.push(chunk);
+            for storage in [
+                crate::chunk::SketchStorage::Compressed,
+                crate::chunk::SketchStorage::Plain,
+            ] {
+                let mut chunk = Vec::new();
+                crate::chunk::encode_rollup_chunk(&rows, storage, &mut chunk);
+                seeds.push(chunk);
+            }
         }
     }
     seeds

@@ -6,7 +6,7 @@
 //! rollup chunks inside segment files of their tier; the layout is in
 //! `docs/format/segment.md`, "Rollup chunks".
 
-use crate::bytes::{DecodeError, Reader, put_bytes};
+use crate::bytes::{DecodeError, Reader, put_bytes, put_uvarint};
 use crate::chunk::{ChunkStats, ColumnValues, ValueStats};
 use crate::codec::{self, TsEncoding, ValueEncoding, Values};
 use crate::model::{FieldType, FieldValue};
@@ -36,14 +36,24 @@ pub struct RollupRows {
     pub sketches: StoredSketches,
 }
 
-/// Rows' quantile sketches kept in their stored form (`Sketch::encode_bins_only`): reading rows
-/// then costs one buffer rather than a sketch per row, and a query merges a row's bins straight
-/// into its running sketch (`RollupRows::merge_sketch_into`).
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Rows' quantile sketches kept in their packed stored form (`Sketch::encode_packed`): reading
+/// rows then costs one buffer rather than a sketch per row, and a query merges a row's bins
+/// straight into its running sketch (`RollupRows::merge_sketch_into`).
+#[derive(Clone, Debug, Default)]
 pub struct StoredSketches {
     bytes: Vec<u8>,
     /// End of each row's bytes.
     ends: Vec<usize>,
+    /// The positive bins the rows' values span, when all are positive: the room a merged
+    /// sketch will likely need (`Sketch::merge_packed`).
+    likely_bins: Option<(i32, i32)>,
+}
+
+impl PartialEq for StoredSketches {
+    /// The same sketches, whatever the hint.
+    fn eq(&self, other: &StoredSketches) -> bool {
+        (&self.bytes, &self.ends) == (&other.bytes, &other.ends)
+    }
 }
 
 impl StoredSketches {
@@ -56,7 +66,7 @@ impl StoredSketches {
     }
 
     fn push(&mut self, sketch: &Sketch) {
-        sketch.encode_bins_only(&mut self.bytes);
+        sketch.encode_packed(&mut self.bytes);
         self.ends.push(self.bytes.len());
     }
 
@@ -70,6 +80,200 @@ impl StoredSketches {
         if let Some(bytes) = other.get(i) {
             self.bytes.extend_from_slice(bytes);
             self.ends.push(self.bytes.len());
+        }
+    }
+}
+
+/// Rollup rows' sketches gathered under keys (a query's buckets) and merged per key only when
+/// asked, into a sketch the caller reuses: a query over many buckets then allocates per
+/// gathering rather than per bucket.
+#[derive(Debug, Default)]
+pub struct PendingSketches {
+    /// The rows' sketches in the packed form, one after another.
+    bytes: Vec<u8>,
+    rows: Vec<PendingRow>,
+    /// Rows per key.
+    per_key: Vec<usize>,
+    /// Row indexes grouped by key in the order they came, and where each key's group starts
+    /// (`per_key.len() + 1` entries); built when first needed after rows came.
+    order: Vec<usize>,
+    starts: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PendingRow {
+    key: usize,
+    count: u64,
+    start: usize,
+    end: usize,
+    min: f64,
+    max: f64,
+    likely_bins: Option<(i32, i32)>,
+}
+
+impl PendingSketches {
+    /// Adds row `i`'s sketch under `key`; false when the rows came without sketches.
+    pub fn push(&mut self, key: usize, rows: &RollupRows, i: usize) -> bool {
+        let Some(bytes) = rows.sketches.get(i) else {
+            return false;
+        };
+        let count = match Sketch::stored_count(bytes) {
+            Ok(0) => return true,
+            Ok(count) => count,
+            // Damaged: kept, for the merge to report.
+            Err(_) => 0,
+        };
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        self.rows.push(PendingRow {
+            key,
+            count,
+            start,
+            end: self.bytes.len(),
+            min: numeric_at(&rows.min, i),
+            max: numeric_at(&rows.max, i),
+            likely_bins: rows.sketches.likely_bins,
+        });
+        if self.per_key.len() <= key {
+            self.per_key.resize(key + 1, 0);
+        }
+        self.per_key[key] += 1;
+        self.starts.clear();
+        true
+    }
+
+    /// Whether a sketch with values came under `key`.
+    pub fn has(&self, key: usize) -> bool {
+        self.per_key.get(key).is_some_and(|n| *n > 0)
+    }
+
+    /// Takes `other`'s rows, after this one's under each key.
+    pub fn append(&mut self, other: PendingSketches) {
+        let shift = self.bytes.len();
+        self.bytes.extend_from_slice(&other.bytes);
+        self.rows
+            .extend(other.rows.into_iter().map(|row| PendingRow {
+                start: row.start + shift,
+                end: row.end + shift,
+                ..row
+            }));
+        if self.per_key.len() < other.per_key.len() {
+            self.per_key.resize(other.per_key.len(), 0);
+        }
+        for (mine, theirs) in self.per_key.iter_mut().zip(other.per_key) {
+            *mine += theirs;
+        }
+        self.starts.clear();
+    }
+
+    /// Empties `target` and merges every sketch under `key` into it; false when one of them
+    /// is damaged (`target` is then unusable).
+    pub fn merge_into(&mut self, key: usize, target: &mut Sketch) -> bool {
+        target.clear();
+        if !self.has(key) {
+            return true;
+        }
+        self.group();
+        for &r in &self.order[self.starts[key]..self.starts[key + 1]] {
+            let row = self.rows[r];
+            if target
+                .merge_packed(
+                    &self.bytes[row.start..row.end],
+                    row.min,
+                    row.max,
+                    row.likely_bins,
+                )
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The number of values the sketches under `key` count.
+    pub fn count(&self, key: usize) -> u64 {
+        self.rows_of(key)
+            .map_or(0, |rows| rows.map(|r| r.count).fold(0, u64::saturating_add))
+    }
+
+    /// The rows under `key`, once grouped.
+    fn rows_of(&self, key: usize) -> Option<impl Iterator<Item = &PendingRow>> {
+        let order = self
+            .order
+            .get(*self.starts.get(key)?..*self.starts.get(key + 1)?)?;
+        Some(order.iter().filter_map(|r| self.rows.get(*r)))
+    }
+
+    /// Groups the rows by key when rows came since they last were.
+    pub fn group(&mut self) {
+        if self.starts.is_empty() {
+            self.group_by_key();
+        }
+    }
+
+    /// What the merged sketch of `key` answers for the 0-based rank `rank` (its
+    /// `value_at_rank`), found by walking the sketches' highest bins together, without merging
+    /// them, when the rank is among the highest half of positive values: a p99 reads about a
+    /// hundredth of the bins. None when that cannot be done (a merge answers then); call
+    /// [`PendingSketches::group`] first.
+    pub fn value_at_rank_from_top(&self, key: usize, rank: u64) -> Option<f64> {
+        let (mut n, mut min, mut max) = (0u64, f64::INFINITY, f64::NEG_INFINITY);
+        let mut walks = Vec::new();
+        let (mut lowest, mut highest) = (i32::MAX, i32::MIN);
+        for row in self.rows_of(key)? {
+            if !(row.min.is_finite() && row.max.is_finite()) {
+                return None;
+            }
+            n = n.checked_add(row.count)?;
+            min = min.min(row.min);
+            max = max.max(row.max);
+            let walk = crate::sketch::TopDown::new(self.bytes.get(row.start..row.end)?)?;
+            let (low, high) = walk.span();
+            lowest = lowest.min(low);
+            highest = highest.max(high);
+            walks.push(walk);
+        }
+        if rank >= n || rank == 0 || rank == n - 1 {
+            return None;
+        }
+        let above = n - 1 - rank;
+        // Merged sketches wider than a store may grow lose their lowest bins: leave those to
+        // the merge, whose answer the walk must equal.
+        if above >= n / 2 || (highest - lowest) as usize >= crate::sketch::MAX_BINS {
+            return None;
+        }
+        let mut heads: Vec<Option<(i32, u64)>> = walks.iter_mut().map(|w| w.next_bin()).collect();
+        let mut seen = 0u64;
+        loop {
+            let (k, (index, count)) = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(k, h)| h.map(|h| (k, h)))
+                .max_by_key(|(_, (index, _))| *index)?;
+            seen = seen.saturating_add(count);
+            if seen > above {
+                return Some(crate::sketch::bin_value(index).clamp(min, max));
+            }
+            heads[k] = walks[k].next_bin();
+        }
+    }
+
+    /// Groups the rows by key, keeping their order within each (a counting sort).
+    fn group_by_key(&mut self) {
+        self.starts.clear();
+        self.starts.push(0);
+        let mut total = 0;
+        for n in &self.per_key {
+            total += n;
+            self.starts.push(total);
+        }
+        let mut next = self.starts.clone();
+        self.order.clear();
+        self.order.resize(self.rows.len(), 0);
+        for (r, row) in self.rows.iter().enumerate() {
+            self.order[next[row.key]] = r;
+            next[row.key] += 1;
         }
     }
 }
@@ -94,6 +298,7 @@ impl RollupRows {
         self.sum_overflow.clear();
         self.sketches.bytes.clear();
         self.sketches.ends.clear();
+        self.sketches.likely_bins = None;
     }
 
     pub fn new(field_type: FieldType) -> RollupRows {
@@ -143,7 +348,7 @@ impl RollupRows {
     pub fn sketch(&self, i: usize) -> Option<Sketch> {
         let bytes = self.sketches.get(i)?;
         let (min, max) = (numeric_at(&self.min, i), numeric_at(&self.max, i));
-        Sketch::decode_without_extremes(&mut Reader::new(bytes), min, max).ok()
+        Sketch::decode_packed(bytes, min, max).ok()
     }
 
     /// Adds row `i`'s quantile sketch to `target`; false when the row has none.
@@ -152,7 +357,9 @@ impl RollupRows {
             return false;
         };
         let (min, max) = (numeric_at(&self.min, i), numeric_at(&self.max, i));
-        target.merge_stored(bytes, min, max).is_ok()
+        target
+            .merge_packed(bytes, min, max, self.sketches.likely_bins)
+            .is_ok()
     }
 
     /// Appends the rows of `points` (sorted, unique times) at `resolution` nanoseconds.
@@ -413,18 +620,100 @@ impl RollupRows {
         (ts_encoding, count_encoding)
     }
 
-    /// Appends stream 11, the rows' quantile sketches (numeric columns; nothing otherwise),
-    /// kept apart from streams 1-10 so that reads without percentiles never touch it.
-    pub(crate) fn encode_sketch_stream(&self, out: &mut Vec<u8>) {
+    /// Appends the body of a packed sketch section (kind 2): each row's sketch length, then the
+    /// rows' packed sketches (numeric columns; nothing otherwise). It is kept apart from
+    /// streams 1-10 so that reads without percentiles never touch it; the lengths let a read
+    /// find each row's sketch without walking the ones before it.
+    pub(crate) fn encode_packed_sketches(&self, out: &mut Vec<u8>) {
         if self.numeric() {
+            let mut start = 0;
+            for &end in &self.sketches.ends {
+                put_uvarint(out, (end - start) as u64);
+                start = end;
+            }
             // The row's min and max are the sketch's extremes, so they are not repeated.
-            put_bytes(out, &self.sketches.bytes);
+            out.extend_from_slice(&self.sketches.bytes);
         }
     }
 
-    /// Decodes a payload of `rows` rows of `field_type`: streams 1-10 from `payload`, and the
-    /// sketches from where `sketches` says, each checked whole when `check_sketches` (else
-    /// only its extent and count: a query checks the rest when it merges the sketch).
+    /// Reads the body of a packed sketch section for these rows (decoded from streams 1-10
+    /// without sketches), checking each sketch whole when `check` (else its count only: a
+    /// query checks the rest when it merges the sketch).
+    pub(crate) fn decode_packed_sketches(
+        &mut self,
+        section: &[u8],
+        check: bool,
+    ) -> Result<(), DecodeError> {
+        self.sketches.bytes.clear();
+        self.sketches.ends.clear();
+        self.sketches.likely_bins = None;
+        if !self.numeric() {
+            return Ok(());
+        }
+        let mut r = Reader::new(section);
+        let mut end = 0usize;
+        for _ in 0..self.len() {
+            end += r.uvarint_max(section.len() as u64, "sketch length")? as usize;
+            self.sketches.ends.push(end);
+        }
+        let body_at = r.position();
+        let body = &section[body_at..];
+        if end != body.len() {
+            return Err(DecodeError {
+                offset: body_at,
+                reason: format!(
+                    "sketch lengths add up to {end} bytes but the section holds {}",
+                    body.len()
+                ),
+            });
+        }
+        let mut start = 0;
+        for (i, &end) in self.sketches.ends.iter().enumerate() {
+            let bytes = &body[start..end];
+            let count = if check {
+                Sketch::check_packed(bytes)
+            } else {
+                Sketch::stored_count(bytes)
+            }
+            .map_err(|e| DecodeError {
+                offset: body_at + start + e.offset,
+                reason: e.reason,
+            })?;
+            if count > self.counts[i] {
+                return Err(DecodeError {
+                    offset: body_at + start,
+                    reason: "a sketch counts more values than its row".into(),
+                });
+            }
+            start = end;
+        }
+        self.sketches.bytes.extend_from_slice(body);
+        let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+        for i in 0..self.len() {
+            low = low.min(numeric_at(&self.min, i));
+            high = high.max(numeric_at(&self.max, i));
+        }
+        self.sketches.likely_bins = crate::sketch::likely_bins(low, high);
+        Ok(())
+    }
+
+    /// Stream 11 as written before sketch sections were packed, for tests of the conversion.
+    #[cfg(test)]
+    pub(crate) fn encode_legacy_sketch_stream(&self, out: &mut Vec<u8>) {
+        if self.numeric() {
+            let mut bytes = Vec::new();
+            for i in 0..self.len() {
+                if let Some(sketch) = self.sketch(i) {
+                    sketch.encode_bins_only(&mut bytes);
+                }
+            }
+            put_bytes(out, &bytes);
+        }
+    }
+
+    /// Decodes a payload of `rows` rows of `field_type`: streams 1-10 from `payload`, and
+    /// sketches in the stream 11 written before the packed form, from where `sketches` says
+    /// (each checked whole as it is converted to the packed form).
     #[cfg(test)]
     pub(crate) fn decode_payload(
         field_type: FieldType,
@@ -432,10 +721,9 @@ impl RollupRows {
         rows: usize,
         payload: &[u8],
         sketches: SketchSource<'_>,
-        check_sketches: bool,
     ) -> Result<RollupRows, DecodeError> {
         let mut out = RollupRows::new(field_type);
-        out.decode_payload_into(ts_encoding, rows, payload, sketches, check_sketches)?;
+        out.decode_payload_into(ts_encoding, rows, payload, sketches)?;
         Ok(out)
     }
 
@@ -447,7 +735,6 @@ impl RollupRows {
         rows: usize,
         payload: &[u8],
         sketches: SketchSource<'_>,
-        check_sketches: bool,
     ) -> Result<(), DecodeError> {
         let field_type = self.field_type;
         self.clear();
@@ -537,31 +824,26 @@ impl RollupRows {
             SketchSource::Skip => None,
         };
         if numeric && let Some(r) = sketch_reader {
+            // Sketches written before the packed form: each is checked whole as it is
+            // converted, so rows in memory hold one form only.
             let (at, bytes) = stream(r)?;
             let mut sr = Reader::new(bytes);
-            let mut ends = std::mem::take(&mut out.sketches.ends);
             for i in 0..rows {
-                let skip = if check_sketches {
-                    Sketch::skip_stored
-                } else {
-                    Sketch::skip_stored_unchecked
-                };
-                let count = skip(&mut sr).map_err(|e| DecodeError {
-                    offset: at + e.offset,
-                    reason: e.reason,
+                let (min, max) = (numeric_at(&out.min, i), numeric_at(&out.max, i));
+                let sketch = Sketch::decode_without_extremes(&mut sr, min, max).map_err(|e| {
+                    DecodeError {
+                        offset: at + e.offset,
+                        reason: e.reason,
+                    }
                 })?;
-                if count > out.counts[i] {
+                if sketch.count() > out.counts[i] {
                     return Err(DecodeError {
                         offset: at + sr.position(),
                         reason: "a sketch counts more values than its row".into(),
                     });
                 }
-                ends.push(sr.position());
+                out.sketches.push(&sketch);
             }
-            out.sketches
-                .bytes
-                .extend_from_slice(&bytes[..sr.position()]);
-            out.sketches.ends = ends;
         }
         // Rows must agree with themselves, or answers from rollups would differ from raw ones.
         let ordered = out.times.windows(2).all(|w| w[0] < w[1])
@@ -582,15 +864,16 @@ impl RollupRows {
     }
 }
 
-/// Where a rollup payload's sketch stream (stream 11) is.
+/// Where a rollup payload's stream 11 (sketches written before the packed form) is; packed
+/// sketch sections are read apart, by [`RollupRows::decode_packed_sketches`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum SketchSource<'a> {
     /// Right after stream 10 (rollup chunks written before the sketches were kept apart).
     Inline,
-    /// At the start of this section.
+    /// At the start of this section (sketch sections of kinds 0 and 1).
     Apart(&'a [u8]),
-    /// Not read: the rows come back without sketches (every other aggregate is exact without
-    /// them), and a percentile over them reports that it cannot be answered.
+    /// Not read here: the rows come back without sketches (every other aggregate is exact
+    /// without them), and a percentile over them reports that it cannot be answered.
     Skip,
 }
 
@@ -622,6 +905,103 @@ fn decode_typed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Float rows at a one-minute resolution, one per list of values.
+    fn one_row_per_bucket(buckets: &[Vec<f64>]) -> RollupRows {
+        let minute = 60_000_000_000i64;
+        let (mut ts, mut values) = (Vec::new(), Vec::new());
+        for (b, bucket) in buckets.iter().enumerate() {
+            for (j, v) in bucket.iter().enumerate() {
+                ts.push(b as i64 * minute + j as i64);
+                values.push(*v);
+            }
+        }
+        let mut rows = RollupRows::new(FieldType::Float);
+        rows.add_points(&ts, &ColumnValues::Float(values), minute);
+        rows
+    }
+
+    proptest! {
+        #[test]
+        fn high_ranks_found_from_the_top_equal_the_merged_sketchs(
+            buckets in proptest::collection::vec(
+                (
+                    proptest::collection::vec(
+                        prop_oneof![
+                            8 => 1e-3f64..1e6,
+                            4 => 100.0f64..130.0,
+                            1 => Just(0.0),
+                        ],
+                        1..200,
+                    ),
+                    proptest::option::weighted(0.2, -5.0f64..-1.0),
+                ),
+                1..8,
+            ),
+            keys in proptest::collection::vec(0usize..2, 8),
+        ) {
+            let buckets: Vec<Vec<f64>> = buckets
+                .into_iter()
+                .map(|(mut values, negative)| {
+                    values.extend(negative);
+                    values
+                })
+                .collect();
+            let rows = one_row_per_bucket(&buckets);
+            prop_assert_eq!(rows.len(), buckets.len());
+            let mut pending = PendingSketches::default();
+            for (i, key) in keys.iter().enumerate().take(rows.len()) {
+                prop_assert!(pending.push(*key, &rows, i));
+            }
+            pending.group();
+            for key in 0..2 {
+                let mut merged = Sketch::new();
+                prop_assert!(pending.merge_into(key, &mut merged));
+                let n = merged.count();
+                prop_assert_eq!(pending.count(key), n);
+                let positive_only = (0..rows.len())
+                    .filter(|i| keys[*i] == key)
+                    .all(|i| buckets[i].iter().all(|v| *v >= 0.0));
+                for rank in 0..n {
+                    let walked = pending.value_at_rank_from_top(key, rank);
+                    if let Some(v) = walked {
+                        prop_assert_eq!(Some(v), merged.value_at_rank(rank), "rank {} of {}", rank, n);
+                    } else if positive_only && rank > 0 && rank + 1 < n && n - 1 - rank < n / 2
+                        && merged.value_at_rank(rank).is_some_and(|v| v > 1e-12)
+                    {
+                        prop_assert!(false, "rank {} of {} not walked", rank, n);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_p99_of_dense_and_sparse_sketches_is_found_from_the_top() {
+        // Bucket 0: many close values (a bitmap of bins); bucket 1: few values far apart
+        // (sparse gaps); bucket 2: values with counts above one.
+        let rows = one_row_per_bucket(&[
+            (0..500).map(|i| 50.0 + f64::from(i) * 0.5).collect(),
+            vec![1.0, 1e3, 1e6, 2e6],
+            (0..300).map(|i| f64::from(i % 7) + 10.0).collect(),
+        ]);
+        let mut pending = PendingSketches::default();
+        for i in 0..rows.len() {
+            assert!(pending.push(0, &rows, i));
+        }
+        pending.group();
+        let mut merged = Sketch::new();
+        assert!(pending.merge_into(0, &mut merged));
+        let n = merged.count();
+        for rank in [n * 99 / 100, n - 2, n / 2 + 1] {
+            let walked = pending.value_at_rank_from_top(0, rank);
+            assert!(walked.is_some(), "rank {rank} of {n}");
+            assert_eq!(walked, merged.value_at_rank(rank));
+        }
+        // Low ranks are left to the merge.
+        assert_eq!(pending.value_at_rank_from_top(0, 1), None);
+    }
 
     #[test]
     fn rollup_rows_round_trip_for_every_type() {
@@ -641,15 +1021,33 @@ mod tests {
             assert_eq!(rows.counts.iter().sum::<u64>(), 500);
             let mut payload = Vec::new();
             let (ts_encoding, _) = rows.encode_payload(&mut payload);
+            let mut packed = Vec::new();
+            rows.encode_packed_sketches(&mut packed);
+            let without = RollupRows::decode_payload(
+                values.field_type(),
+                ts_encoding,
+                rows.len(),
+                &payload,
+                SketchSource::Skip,
+            )
+            .unwrap();
+            assert!(without.sketches.is_empty());
+            assert_eq!(without.max, rows.max);
+            assert_eq!(without.sum, rows.sum);
+            let mut back = without.clone();
+            for check in [true, false] {
+                back.decode_packed_sketches(&packed, check).unwrap();
+                assert_eq!(back, rows);
+            }
+            // Stream 11 as written before the packed form, apart or inline: converted.
             let mut sketches = Vec::new();
-            rows.encode_sketch_stream(&mut sketches);
+            rows.encode_legacy_sketch_stream(&mut sketches);
             let back = RollupRows::decode_payload(
                 values.field_type(),
                 ts_encoding,
                 rows.len(),
                 &payload,
                 SketchSource::Apart(&sketches),
-                true,
             )
             .unwrap();
             assert_eq!(back, rows);
@@ -662,22 +1060,18 @@ mod tests {
                 rows.len(),
                 &inline,
                 SketchSource::Inline,
-                true,
             )
             .unwrap();
             assert_eq!(back, rows);
-            let without = RollupRows::decode_payload(
-                values.field_type(),
-                ts_encoding,
-                rows.len(),
-                &payload,
-                SketchSource::Skip,
-                true,
-            )
-            .unwrap();
-            assert!(without.sketches.is_empty());
-            assert_eq!(without.max, rows.max);
-            assert_eq!(without.sum, rows.sum);
+            if values.field_type().is_numeric() {
+                // A section whose lengths do not add up, or a row counting more than its row.
+                let mut short = packed.clone();
+                short.pop();
+                assert!(back.clone().decode_packed_sketches(&short, false).is_err());
+                let mut fewer = rows.clone();
+                fewer.counts[0] = 0;
+                assert!(fewer.decode_packed_sketches(&packed, false).is_err());
+            }
             if values.field_type() == FieldType::Integer {
                 assert!(
                     rows.sum_overflow.iter().any(|o| *o),

@@ -102,7 +102,7 @@ impl Store {
             let pad = width.clamp(16, 256).min((MAX_BINS - 1 - width) / 2);
             self.offset = lowest - pad as i32;
             let len = width + 1 + pad;
-            self.counts = Vec::with_capacity(len + pad);
+            self.counts.reserve(len + pad);
             self.counts.resize(len, 0);
             return true;
         }
@@ -111,22 +111,56 @@ impl Store {
         if (hi - lo) as usize >= MAX_BINS {
             return false;
         }
-        if lo < self.offset {
+        if lo == self.offset && hi < self.offset + self.counts.len() as i32 {
+            return true;
+        }
+        let lo = if lo < self.offset {
             // Merged rows reach lower bins a few at a time: leave room below so the next ones
             // do not move every count again.
             let room = MAX_BINS - (hi - lo + 1) as usize;
-            let lo = lo - (self.counts.len() / 2).clamp(8, 256).min(room) as i32;
-            let grow = (self.offset - lo) as usize;
-            let mut counts = Vec::with_capacity((hi - lo + 1) as usize);
-            counts.resize(grow, 0);
-            counts.extend_from_slice(&self.counts);
-            self.counts = counts;
-            self.offset = lo;
+            lo - (self.counts.len() / 2).clamp(8, 256).min(room) as i32
+        } else {
+            lo
+        };
+        self.regrow(lo, hi);
+        true
+    }
+
+    /// Makes the non-empty store span bins `low..=high`, which include its current span, in
+    /// its own buffer where that has room.
+    fn regrow(&mut self, low: i32, high: i32) {
+        let old_len = self.counts.len();
+        let shift = (self.offset - low) as usize;
+        self.counts.resize((high - low + 1) as usize, 0);
+        if shift > 0 {
+            self.counts.copy_within(0..old_len, shift);
+            self.counts[..shift].fill(0);
         }
-        let len = (hi - self.offset + 1) as usize;
-        if self.counts.len() < len {
-            self.counts.resize(len, 0);
+        self.offset = low;
+    }
+
+    /// [`Store::cover`] for bins `lowest..=highest`, growing to `likely` at once when it must
+    /// grow: the range that the other rows merged into it will probably reach.
+    fn cover_likely(&mut self, lowest: i32, highest: i32, likely: Option<(i32, i32)>) -> bool {
+        let Some((low, high)) = likely.filter(|(low, high)| {
+            *low <= lowest && highest <= *high && ((*high - *low) as usize) < MAX_BINS
+        }) else {
+            return self.cover(lowest, highest);
+        };
+        let end = self.offset + self.counts.len() as i32;
+        if !self.counts.is_empty() && self.offset <= lowest && highest < end {
+            return true;
         }
+        if self.counts.is_empty() {
+            self.offset = low;
+            self.counts.resize((high - low + 1) as usize, 0);
+            return true;
+        }
+        let (low, high) = (low.min(self.offset), high.max(end - 1));
+        if (high - low) as usize >= MAX_BINS {
+            return self.cover(lowest, highest);
+        }
+        self.regrow(low, high);
         true
     }
 
@@ -187,6 +221,13 @@ fn index_of(magnitude: f64) -> i32 {
     (magnitude.ln() / ln_gamma()).ceil() as i32
 }
 
+/// The range of positive bins that values from `min` to `max` fall into, when both are
+/// positive; a hint for [`Sketch::merge_packed`], so a bin off by one is harmless.
+pub(crate) fn likely_bins(min: f64, max: f64) -> Option<(i32, i32)> {
+    (min >= MIN_INDEXABLE && max >= min && max.is_finite())
+        .then(|| (index_of(min) - 1, index_of(max) + 1))
+}
+
 fn value_of(index: i32) -> f64 {
     // The point of bin (γ^(i−1), γ^i] with equal relative distance to both ends.
     2.0 * gamma().powi(index) / (gamma() + 1.0)
@@ -200,6 +241,16 @@ impl Sketch {
     /// Number of values counted.
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Empties the sketch, keeping its buffers for the next values.
+    pub fn clear(&mut self) {
+        self.positive.counts.clear();
+        self.negative.counts.clear();
+        self.zeros = 0;
+        self.count = 0;
+        self.min = f64::INFINITY;
+        self.max = f64::NEG_INFINITY;
     }
 
     pub fn add(&mut self, value: f64) {
@@ -288,8 +339,9 @@ impl Sketch {
         self.encode_bins(out);
     }
 
-    /// The sketch without its extremes, for rollup rows, which store the bucket's minimum and
-    /// maximum beside it (see `decode_bins`).
+    /// The sketch without its extremes as rollup rows stored it before the packed form (still
+    /// read, see `decode_without_extremes`); written by tests of that reading only.
+    #[cfg(test)]
     pub(crate) fn encode_bins_only(&self, out: &mut Vec<u8>) {
         put_uvarint(out, self.count);
         if self.count > 0 {
@@ -347,16 +399,7 @@ impl Sketch {
             return Ok(Sketch::default());
         }
         let mut sketch = Self::decode_bins(r, count, f64::NEG_INFINITY, f64::INFINITY)?;
-        sketch.min = if min.is_finite() {
-            min
-        } else {
-            sketch.lowest_bin_value()
-        };
-        sketch.max = if max.is_finite() {
-            max
-        } else {
-            sketch.highest_bin_value()
-        };
+        sketch.set_extremes(min, max);
         if !in_order(sketch.min, sketch.max) {
             return Err(r.error("sketch extremes are inconsistent"));
         }
@@ -422,98 +465,451 @@ impl Sketch {
         Ok(sketch)
     }
 
-    /// Checks one sketch written by `encode_bins_only` and moves past it; returns its count.
-    pub(crate) fn skip_stored(r: &mut Reader<'_>) -> Result<u64, DecodeError> {
+    /// Appends the sketch without its extremes in the packed form of rollup sketch sections
+    /// (kind 2, see `docs/format/segment.md`): count, zero count, then per sign (negative
+    /// first, so the positive bins end the sketch and can be walked from the top) the range of
+    /// non-empty bins (its width and lowest bin, so a merge grows its target once) and which
+    /// bins in it hold how many values, as a bitmap or as sparse pairs, whichever is smaller.
+    /// Merging a bitmap costs a bit scan and a one-byte varint per bin.
+    pub(crate) fn encode_packed(&self, out: &mut Vec<u8>) {
+        put_uvarint(out, self.count);
+        if self.count == 0 {
+            return;
+        }
+        put_uvarint(out, self.zeros);
+        for store in [&self.negative, &self.positive] {
+            let Some(first) = store.counts.iter().position(|n| *n > 0) else {
+                put_uvarint(out, 0);
+                continue;
+            };
+            let last = store.counts.iter().rposition(|n| *n > 0).unwrap_or(first);
+            encode_packed_range(
+                &store.counts[first..=last],
+                store.offset + first as i32,
+                out,
+            );
+        }
+    }
+
+    /// The count of a sketch in either stored form (both start with it).
+    pub(crate) fn stored_count(bytes: &[u8]) -> Result<u64, DecodeError> {
+        Reader::new(bytes).uvarint()
+    }
+
+    /// Adds a sketch in the packed form, whose extremes are `min` and `max` (as in
+    /// `decode_without_extremes`), without building it first: each sign's range is grown
+    /// once, then the counts are added in place. `likely` is the range of positive bins that
+    /// other sketches merged into this one will probably reach (see [`likely_bins`]): a store
+    /// that must grow grows to it. On an error `self` may hold part of the sketch, and is to
+    /// be discarded.
+    pub(crate) fn merge_packed(
+        &mut self,
+        bytes: &[u8],
+        min: f64,
+        max: f64,
+        likely: Option<(i32, i32)>,
+    ) -> Result<(), DecodeError> {
+        if !(min.is_finite() && max.is_finite()) {
+            let other = Sketch::decode_packed(bytes, min, max)?;
+            self.merge(&other);
+            return Ok(());
+        }
+        let mut r = Reader::new(bytes);
         let count = r.uvarint()?;
         if count == 0 {
-            return Ok(0);
+            return empty_end(&r);
+        }
+        if !in_order(min, max) {
+            return Err(r.error("sketch extremes are inconsistent"));
         }
         let zeros = r.uvarint()?;
-        let positive = StoredBins::scan(r)?;
-        let negative = StoredBins::scan(r)?;
-        let total = [positive.total, negative.total]
-            .into_iter()
-            .try_fold(zeros, u64::checked_add);
-        if total != Some(count) {
+        let mut total = zeros;
+        for (store, likely) in [(&mut self.negative, None), (&mut self.positive, likely)] {
+            let Some(range) = PackedRange::read(&mut r)? else {
+                continue;
+            };
+            let sum = if store.cover_likely(range.lowest, range.highest(), likely) {
+                let start = (range.lowest - store.offset) as usize;
+                let slots = &mut store.counts[start..start + range.width];
+                range.walk_counts(&mut r, |at, n| slots[at] = slots[at].saturating_add(n))?
+            } else {
+                // Wider than a store may grow: per-bin adds collapse the lowest bins.
+                range.walk_counts(&mut r, |at, n| store.add(range.lowest + at as i32, n))?
+            };
+            total = total.saturating_add(sum);
+        }
+        if total != count || !r.is_empty() {
+            return Err(r.error("sketch counts are inconsistent"));
+        }
+        self.zeros = self.zeros.saturating_add(zeros);
+        self.count = self.count.saturating_add(count);
+        self.min = self.min.min(min);
+        self.max = self.max.max(max);
+        Ok(())
+    }
+
+    /// Decodes a sketch in the packed form, its extremes taken as `decode_without_extremes`
+    /// takes them.
+    pub(crate) fn decode_packed(bytes: &[u8], min: f64, max: f64) -> Result<Sketch, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let count = r.uvarint()?;
+        if count == 0 {
+            return empty_end(&r).map(|()| Sketch::default());
+        }
+        let mut sketch = Sketch {
+            count,
+            zeros: r.uvarint()?,
+            ..Sketch::default()
+        };
+        let mut total = sketch.zeros;
+        for store in [&mut sketch.negative, &mut sketch.positive] {
+            let Some(range) = PackedRange::read(&mut r)? else {
+                continue;
+            };
+            store.offset = range.lowest;
+            store.counts = vec![0; range.width];
+            let counts = &mut store.counts;
+            let sum = range.walk_counts(&mut r, |at, n| counts[at] = n)?;
+            total = total.saturating_add(sum);
+        }
+        if total != count || !r.is_empty() {
+            return Err(r.error("sketch counts are inconsistent"));
+        }
+        sketch.set_extremes(min, max);
+        if !in_order(sketch.min, sketch.max) {
+            return Err(r.error("sketch extremes are inconsistent"));
+        }
+        Ok(sketch)
+    }
+
+    /// Checks a sketch in the packed form whole; returns its count.
+    pub(crate) fn check_packed(bytes: &[u8]) -> Result<u64, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let count = r.uvarint()?;
+        if count == 0 {
+            return empty_end(&r).map(|()| 0);
+        }
+        let mut total = r.uvarint()?;
+        for _ in 0..2 {
+            if let Some(range) = PackedRange::read(&mut r)? {
+                total = total.saturating_add(range.walk_counts(&mut r, |_, _| {})?);
+            }
+        }
+        if total != count || !r.is_empty() {
             return Err(r.error("sketch counts are inconsistent"));
         }
         Ok(count)
     }
 
-    /// Moves past a sketch written by `encode_bins_only` and returns its count, checking only
-    /// that its parts are there: reads that merge it check the rest then (`merge_stored`).
-    pub(crate) fn skip_stored_unchecked(r: &mut Reader<'_>) -> Result<u64, DecodeError> {
-        let count = r.uvarint()?;
-        if count == 0 {
-            return Ok(0);
-        }
-        r.uvarint()?;
-        for _ in 0..2 {
-            let nonzero = r.uvarint_max(MAX_BINS as u64, "sketch bin count")?;
-            r.skip_varints(2 * nonzero)?;
-        }
-        Ok(count)
+    /// Takes the given extremes, or where one is not finite the value of the extreme bin.
+    fn set_extremes(&mut self, min: f64, max: f64) {
+        self.min = if min.is_finite() {
+            min
+        } else {
+            self.lowest_bin_value()
+        };
+        self.max = if max.is_finite() {
+            max
+        } else {
+            self.highest_bin_value()
+        };
     }
+}
 
-    /// Adds a sketch written by `encode_bins_only` (with its extremes given, as in
-    /// `decode_without_extremes`) without building it first: each sign's range is grown once,
-    /// then the stored counts are added in place.
-    pub(crate) fn merge_stored(
-        &mut self,
-        bytes: &[u8],
-        min: f64,
-        max: f64,
-    ) -> Result<(), DecodeError> {
-        let mut r = Reader::new(bytes);
-        if !(min.is_finite() && max.is_finite()) {
-            let other = Sketch::decode_without_extremes(&mut r, min, max)?;
-            self.merge(&other);
-            return Ok(());
-        }
-        let count = r.uvarint()?;
-        if count == 0 {
-            return Ok(());
-        }
-        let zeros = r.uvarint()?;
-        // One pass over the stored pairs, into a buffer kept per thread: checked, then added
-        // with each store grown once.
-        BIN_SCRATCH.with(|cell| {
-            let (positive, negative) = &mut *cell.borrow_mut();
-            let positive_total = read_bins(&mut r, positive)?;
-            let negative_total = read_bins(&mut r, negative)?;
-            let total = [positive_total, negative_total]
-                .into_iter()
-                .try_fold(zeros, u64::checked_add);
-            if total != Some(count) || !in_order(min, max) {
-                return Err(r.error("sketch counts or extremes are inconsistent"));
+/// Appends one sign's range of bins in the packed form (`occupied` holds its first and last
+/// non-empty bin): the form tag and width, the lowest bin, where the non-empty bins are (a
+/// bitmap, or the gaps between them when that is smaller), a bitmap of those holding more than
+/// one value, and those bins' counts minus two.
+fn encode_packed_range(occupied: &[u64], lowest: i32, out: &mut Vec<u8>) {
+    let width = occupied.len();
+    let nonzero = occupied.iter().filter(|n| **n > 0).count();
+    let mut gap_bytes = 0;
+    let mut previous = 0;
+    for (k, _) in occupied.iter().enumerate().filter(|(_, n)| **n > 0).skip(1) {
+        gap_bytes += if k - previous < 128 { 1 } else { 2 };
+        previous = k;
+    }
+    let sparse = gap_bytes + 1 < width.div_ceil(8);
+    if sparse {
+        put_uvarint(out, ((nonzero as u64) << 1) | 1);
+        put_uvarint(out, width as u64);
+    } else {
+        put_uvarint(out, (width as u64) << 1);
+    }
+    put_ivarint(out, i64::from(lowest));
+    let bitmap = |out: &mut Vec<u8>, bits: &mut dyn Iterator<Item = bool>| {
+        let mut byte = 0u8;
+        let mut k = 0;
+        for bit in bits {
+            byte |= u8::from(bit) << (k % 8);
+            k += 1;
+            if k % 8 == 0 {
+                out.push(byte);
+                byte = 0;
             }
-            add_bins(positive, &mut self.positive);
-            add_bins(negative, &mut self.negative);
-            self.zeros += zeros;
-            self.count += count;
-            self.min = self.min.min(min);
-            self.max = self.max.max(max);
-            Ok(())
+        }
+        if k % 8 != 0 {
+            out.push(byte);
+        }
+    };
+    if !sparse {
+        bitmap(out, &mut occupied.iter().map(|n| *n > 0));
+    }
+    bitmap(
+        out,
+        &mut occupied.iter().filter(|n| **n > 0).map(|n| *n > 1),
+    );
+    let mut previous = 0;
+    for (k, n) in occupied.iter().enumerate().filter(|(_, n)| **n > 0) {
+        if sparse && k > 0 {
+            put_uvarint(out, (k - previous) as u64);
+        }
+        previous = k;
+        if *n > 1 {
+            put_uvarint(out, n - 2);
+        }
+    }
+}
+
+/// The positive bins of a sketch in the packed form, walked from the highest down, reading
+/// only the bytes of the bins passed: a high percentile of merged sketches needs the top few
+/// bins of each. The walk does not check the counts it skips (a merge does); the chunk's
+/// checksum guards the bytes, and a walk that meets bytes out of shape stops.
+pub(crate) struct TopDown<'a> {
+    lowest: i32,
+    width: usize,
+    occupied: Option<&'a [u8]>,
+    more: &'a [u8],
+    /// The bytes after the range's bitmaps, to the sketch's end, read from the back.
+    tail: &'a [u8],
+    /// Non-empty bins not yet passed; the next one is `left - 1` in order.
+    left: usize,
+    /// The position of the next bin (sparse form), or the bound below which it lies (bitmap).
+    at: usize,
+}
+
+impl<'a> TopDown<'a> {
+    /// Starts a walk of a sketch without negative values; None for one with them, or out of
+    /// shape.
+    pub(crate) fn new(bytes: &'a [u8]) -> Option<TopDown<'a>> {
+        let mut r = Reader::new(bytes);
+        if r.uvarint().ok()? == 0 {
+            return None;
+        }
+        r.uvarint().ok()?;
+        if r.uvarint().ok()? != 0 {
+            return None;
+        }
+        let range = PackedRange::read(&mut r).ok()??;
+        Some(TopDown {
+            lowest: range.lowest,
+            width: range.width,
+            occupied: range.occupied,
+            more: range.more,
+            tail: bytes.get(r.position()..)?,
+            left: range.nonzero,
+            at: if range.occupied.is_some() {
+                range.width
+            } else {
+                range.width - 1
+            },
         })
     }
+
+    /// The span of the positive bins, lowest and highest.
+    pub(crate) fn span(&self) -> (i32, i32) {
+        (self.lowest, self.lowest + (self.width as i32 - 1))
+    }
+
+    /// The varint that ends where the unread tail ends.
+    fn varint_back(&mut self) -> Option<u64> {
+        let end = self.tail.len();
+        if *self.tail.last()? >= 0x80 {
+            return None;
+        }
+        let mut start = end - 1;
+        while start > 0 && self.tail[start - 1] >= 0x80 && end - start < 10 {
+            start -= 1;
+        }
+        let value = Reader::new(&self.tail[start..]).uvarint().ok()?;
+        self.tail = &self.tail[..start];
+        Some(value)
+    }
+
+    /// The next bin down, as its index and count; None after the lowest.
+    pub(crate) fn next_bin(&mut self) -> Option<(i32, u64)> {
+        if self.left == 0 {
+            return None;
+        }
+        let k = self.left - 1;
+        let position = match self.occupied {
+            Some(bitmap) => {
+                // The highest set bit below `at`.
+                let mut p = self.at;
+                loop {
+                    if p == 0 {
+                        return None;
+                    }
+                    let byte = bitmap.get((p - 1) / 8)? & (0xffu8 >> (7 - (p - 1) % 8));
+                    if byte != 0 {
+                        break (p - 1) / 8 * 8 + (7 - byte.leading_zeros() as usize);
+                    }
+                    p = (p - 1) / 8 * 8;
+                }
+            }
+            None => self.at,
+        };
+        let n = if self.more.get(k / 8)? >> (k % 8) & 1 == 0 {
+            1
+        } else {
+            self.varint_back()?.saturating_add(2)
+        };
+        self.left = k;
+        if self.occupied.is_some() {
+            self.at = position;
+        } else if k > 0 {
+            let gap = usize::try_from(self.varint_back()?).ok()?;
+            self.at = position.checked_sub(gap)?;
+        }
+        Some((self.lowest + position as i32, n))
+    }
 }
 
-/// (bin index, count) pairs of one sign.
-type BinPairs = Vec<(i32, u64)>;
-
-thread_local! {
-    /// Positive and negative pairs of the sketch being merged.
-    static BIN_SCRATCH: std::cell::RefCell<(BinPairs, BinPairs)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+/// The value a sketch reports for a bin: see [`Sketch::value_at_rank`].
+pub(crate) fn bin_value(index: i32) -> f64 {
+    value_of(index)
 }
 
-/// Reads one sign's stored bins into `out` (cleared first) as (index, count) pairs, with the
-/// checks of [`StoredBins::scan`]; returns their total count.
-fn read_bins(r: &mut Reader<'_>, out: &mut Vec<(i32, u64)>) -> Result<u64, DecodeError> {
-    out.clear();
-    let nonzero = r.uvarint_max(MAX_BINS as u64, "sketch bin count")?;
-    let (_, _, total) = walk_bins(r, nonzero, |index, count| out.push((index, count)))?;
-    Ok(total)
+/// An empty sketch in the packed form is its count alone.
+fn empty_end(r: &Reader<'_>) -> Result<(), DecodeError> {
+    if r.is_empty() {
+        Ok(())
+    } else {
+        Err(r.error("bytes after an empty sketch"))
+    }
+}
+
+/// One sign's range of bins in the packed form: `width` bins from `lowest`, the first and
+/// last of them non-empty, `nonzero` of them non-empty.
+struct PackedRange<'a> {
+    lowest: i32,
+    width: usize,
+    nonzero: usize,
+    /// A bitmap of the range's non-empty bins; None when the gaps between them are stored
+    /// instead, one before each count but the first.
+    occupied: Option<&'a [u8]>,
+    /// Which non-empty bins (by order) hold more than one value.
+    more: &'a [u8],
+}
+
+impl<'a> PackedRange<'a> {
+    /// Reads a range's form, width, lowest bin and bitmaps; None for a sign without bins.
+    fn read(r: &mut Reader<'a>) -> Result<Option<PackedRange<'a>>, DecodeError> {
+        let tag = r.uvarint_max(2 * MAX_BINS as u64 + 1, "sketch bin range")?;
+        if tag == 0 {
+            return Ok(None);
+        }
+        let sparse = tag & 1 == 1;
+        let n = (tag >> 1) as usize;
+        let width = if sparse {
+            r.uvarint_max(MAX_BINS as u64, "sketch bin range")? as usize
+        } else {
+            n
+        };
+        if width == 0 || n == 0 || n > width {
+            return Err(r.error("sketch bin range is empty or narrower than its bins"));
+        }
+        let at = r.position();
+        let lowest = r.ivarint()?;
+        if !(i64::from(i32::MIN / 2)..=i64::from(i32::MAX / 2)).contains(&lowest) {
+            return Err(DecodeError {
+                offset: at,
+                reason: "sketch bin out of range".into(),
+            });
+        }
+        let (occupied, nonzero) = if sparse {
+            (None, n)
+        } else {
+            let bitmap = r.bytes(width.div_ceil(8))?;
+            let last = width - 1;
+            // The range's ends are non-empty bins and no bit lies past it, so every walk
+            // stays inside the `width` slots a merge made room for.
+            if bitmap[0] & 1 == 0 || bitmap[last / 8] >> (last % 8) != 1 {
+                return Err(r.error("sketch bin bitmap does not match its range"));
+            }
+            let nonzero = bitmap.iter().map(|b| b.count_ones() as usize).sum();
+            (Some(bitmap), nonzero)
+        };
+        let more = r.bytes(nonzero.div_ceil(8))?;
+        if nonzero % 8 != 0 && more[nonzero / 8] >> (nonzero % 8) != 0 {
+            return Err(r.error("sketch count bitmap runs past its bins"));
+        }
+        Ok(Some(PackedRange {
+            lowest: lowest as i32,
+            width,
+            nonzero,
+            occupied,
+            more,
+        }))
+    }
+
+    fn highest(&self) -> i32 {
+        self.lowest + (self.width as i32 - 1)
+    }
+
+    /// Reads the range's counts, calling `visit(position from the lowest bin, count)` for each
+    /// non-empty bin (positions below `width`, the last at `width - 1`); returns their total.
+    #[inline]
+    fn walk_counts(
+        &self,
+        r: &mut Reader<'_>,
+        mut visit: impl FnMut(usize, u64),
+    ) -> Result<u64, DecodeError> {
+        let mut total = 0u64;
+        let more = self.more;
+        let mut count = |r: &mut Reader<'_>, k: usize| -> Result<u64, DecodeError> {
+            let n = if more[k / 8] >> (k % 8) & 1 == 0 {
+                1
+            } else {
+                r.uvarint()?.saturating_add(2)
+            };
+            total = total.saturating_add(n);
+            Ok(n)
+        };
+        match self.occupied {
+            Some(bitmap) => {
+                let mut k = 0;
+                for (w, bytes) in bitmap.chunks(8).enumerate() {
+                    let mut word = [0u8; 8];
+                    word[..bytes.len()].copy_from_slice(bytes);
+                    let mut word = u64::from_le_bytes(word);
+                    while word != 0 {
+                        let bit = word.trailing_zeros() as usize;
+                        word &= word - 1;
+                        visit(w * 64 + bit, count(r, k)?);
+                        k += 1;
+                    }
+                }
+            }
+            None => {
+                let mut at = 0usize;
+                for k in 0..self.nonzero {
+                    if k > 0 {
+                        let gap = r.uvarint()?;
+                        if gap == 0 || gap >= (self.width - at) as u64 {
+                            return Err(r.error("sketch bin gap leaves its range"));
+                        }
+                        at += gap as usize;
+                    }
+                    visit(at, count(r, k)?);
+                }
+                if at != self.width - 1 {
+                    return Err(r.error("sketch bins end before their range"));
+                }
+            }
+        }
+        Ok(total)
+    }
 }
 
 /// Walks `nonzero` stored (index or gap, count) pairs, checking each, and calls `visit` with
@@ -553,24 +949,6 @@ fn walk_bins(
         visit(index as i32, c);
     }
     Ok((lowest, index, total))
-}
-
-/// Adds checked (index, count) pairs, in increasing index order, to a store.
-fn add_bins(pairs: &[(i32, u64)], store: &mut Store) {
-    let (Some(&(lowest, _)), Some(&(highest, _))) = (pairs.first(), pairs.last()) else {
-        return;
-    };
-    if store.cover(lowest, highest) {
-        let offset = store.offset;
-        for &(index, n) in pairs {
-            store.counts[(index - offset) as usize] += n;
-        }
-    } else {
-        // Wider than a store may grow: per-bin adds collapse the lowest bins.
-        for &(index, n) in pairs {
-            store.add(index, n);
-        }
-    }
 }
 
 /// One sign's bins as stored (a count of non-empty bins, then (index or gap, count) pairs),
@@ -631,37 +1009,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    proptest! {
-        #[test]
-        fn the_unchecked_skip_moves_as_far_as_the_checked_one(
-            values in proptest::collection::vec(prop_oneof![-1e9f64..1e9, 1e-3f64..10.0, Just(0.0)], 0..300),
-        ) {
-            let mut sketch = Sketch::new();
-            for v in &values { sketch.add(*v); }
-            let mut bytes = Vec::new();
-            sketch.encode_bins_only(&mut bytes);
-            sketch.encode_bins_only(&mut bytes);
-            let mut checked = Reader::new(&bytes);
-            let mut unchecked = Reader::new(&bytes);
-            for _ in 0..2 {
-                prop_assert_eq!(
-                    Sketch::skip_stored(&mut checked).unwrap(),
-                    Sketch::skip_stored_unchecked(&mut unchecked).unwrap()
-                );
-                prop_assert_eq!(checked.position(), unchecked.position());
-            }
-            prop_assert_eq!(unchecked.position(), bytes.len());
-            // Cut short, both refuse.
-            if bytes.len() > 2 {
-                let cut = &bytes[..bytes.len() / 2 - 1];
-                let mut r = Reader::new(cut);
-                let _ = Sketch::skip_stored_unchecked(&mut r);
-                let _ = Sketch::skip_stored_unchecked(&mut r);
-                prop_assert!(Sketch::skip_stored_unchecked(&mut r).is_err() || r.position() <= cut.len());
-            }
-        }
-    }
-
     fn nearest_rank(sorted: &[f64], p: f64) -> Option<(u64, f64)> {
         let i = ((sorted.len() as f64) * p / 100.0 + 0.5).floor() as i64 - 1;
         (i >= 0 && (i as usize) < sorted.len()).then(|| (i as u64, sorted[i as usize]))
@@ -676,9 +1023,11 @@ mod tests {
             for v in &values[..split] { a.add(*v); }
             for v in &values[split..] { b.add(*v); }
             let mut stored = a.clone();
-            let mut b_bins = Vec::new();
-            b.encode_bins_only(&mut b_bins);
-            stored.merge_stored(&b_bins, b.min, b.max).unwrap();
+            let mut b_packed = Vec::new();
+            b.encode_packed(&mut b_packed);
+            prop_assert_eq!(Sketch::check_packed(&b_packed).unwrap(), b.count());
+            prop_assert_eq!(Sketch::stored_count(&b_packed).unwrap(), b.count());
+            stored.merge_packed(&b_packed, b.min, b.max, likely_bins(b.min, b.max)).unwrap();
             a.merge(&b);
             if b.count() > 0 {
                 prop_assert_eq!(&stored, &a);
@@ -703,17 +1052,76 @@ mod tests {
             a.encode_bins_only(&mut bins);
             let back = Sketch::decode_without_extremes(&mut Reader::new(&bins), a.min, a.max).unwrap();
             prop_assert_eq!(&back, &a);
+            let mut packed = Vec::new();
+            a.encode_packed(&mut packed);
+            prop_assert_eq!(&Sketch::decode_packed(&packed, a.min, a.max).unwrap(), &a);
+            // Without finite extremes, the extreme bins stand in, as for the older form.
+            let legacy = Sketch::decode_without_extremes(&mut Reader::new(&bins), f64::NAN, f64::INFINITY).unwrap();
+            prop_assert_eq!(&Sketch::decode_packed(&packed, f64::NAN, f64::INFINITY).unwrap(), &legacy);
+            let mut into_empty = Sketch::new();
+            into_empty.merge_packed(&packed, f64::NAN, f64::INFINITY, None).unwrap();
+            prop_assert_eq!(&into_empty, &legacy);
         }
 
         #[test]
         fn decoding_arbitrary_bytes_never_panics(data in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = Sketch::decode(&mut Reader::new(&data));
             let _ = Sketch::decode_without_extremes(&mut Reader::new(&data), f64::NAN, f64::NAN);
-            let _ = Sketch::skip_stored(&mut Reader::new(&data));
+            let _ = Sketch::decode_packed(&data, 0.5, 2.0);
+            let _ = Sketch::decode_packed(&data, f64::NAN, f64::NAN);
+            let checked = Sketch::check_packed(&data);
             let mut target = Sketch::new();
             target.add(1.0);
-            let _ = target.merge_stored(&data, 0.5, 2.0);
+            let merged = target.merge_packed(&data, 0.5, 2.0, likely_bins(0.5, 2.0));
+            // Whatever the whole check accepts, a merge accepts, and the other way round.
+            prop_assert_eq!(checked.is_ok(), merged.is_ok());
         }
+
+        #[test]
+        fn a_changed_byte_is_refused_or_read_consistently(
+            values in proptest::collection::vec(prop_oneof![-1e6f64..1e6, 1e-3f64..10.0, Just(0.0)], 1..200),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut s = Sketch::new();
+            for v in &values { s.add(*v); }
+            let mut packed = Vec::new();
+            s.encode_packed(&mut packed);
+            let at = at.index(packed.len());
+            packed[at] = byte;
+            if let Ok(count) = Sketch::check_packed(&packed) {
+                let back = Sketch::decode_packed(&packed, f64::NAN, f64::NAN).unwrap();
+                prop_assert_eq!(back.count(), count);
+                prop_assert_eq!(back.positive.total() + back.negative.total() + back.zeros, count);
+            }
+        }
+    }
+
+    #[test]
+    fn merging_a_packed_sketch_too_wide_for_one_store_collapses_the_lowest_bins() {
+        let mut low = Sketch::new();
+        low.add(1e-11);
+        low.add(2e-11);
+        let mut high = Sketch::new();
+        for v in [1e30, 2e30, 3e30] {
+            high.add(v);
+        }
+        let mut packed = Vec::new();
+        high.encode_packed(&mut packed);
+        let mut merged = low.clone();
+        merged
+            .merge_packed(&packed, high.min, high.max, likely_bins(1e-11, 3e30))
+            .unwrap();
+        let mut added = low.clone();
+        added.merge(&high);
+        assert_eq!(merged, added);
+        assert_eq!(merged.count(), 5);
+        assert!(merged.positive.counts.len() <= MAX_BINS);
+        let top = merged.value_at_rank(3).unwrap();
+        assert!(
+            (top - 2e30).abs() <= 2e30 * RELATIVE_ACCURACY * 1.0001,
+            "{top}"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use std::cmp::Ordering;
 
-use tally_engine::{ChunkStats, ColumnValues, FieldType, RollupRows, Sketch, ValueStats};
+use tally_engine::{
+    ChunkStats, ColumnValues, FieldType, PendingSketches, RollupRows, Sketch, ValueStats,
+};
 
 use super::value::Value;
 
@@ -186,14 +188,42 @@ impl Welford {
     }
 }
 
+/// Why a rollup row cannot feed an aggregate.
+#[derive(Debug)]
+pub(crate) enum RollupUnfit {
+    /// The row's integer sum overflowed, so its exact sum is lost.
+    SumOverflowed,
+    /// The function cannot be answered from rollup rows (or these rows came without the
+    /// sketches it needs).
+    Unanswerable(AggKind),
+}
+
+impl std::fmt::Display for RollupUnfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RollupUnfit::SumOverflowed => f.write_str(
+                "an integer sum overflowed inside a rollup row of a block whose raw data has expired, so its exact sum is lost; narrow the time range to blocks that still have raw data",
+            ),
+            RollupUnfit::Unanswerable(kind) => write!(
+                f,
+                "BUG: {kind:?} was planned on rollup rows that cannot answer it"
+            ),
+        }
+    }
+}
+
 /// Per-bucket state of one aggregate over one group.
 pub(crate) struct Accumulator {
     kind: AggKind,
     field_type: FieldType,
     state: State,
-    /// Percentiles and medians over rollup rows: the buckets' merged quantile sketches (raw
-    /// samples of the same bucket are added to the sketch when the value is computed).
-    sketches: Vec<Option<Sketch>>,
+    /// Percentiles and medians over rollup rows: the rows' quantile sketches by bucket, merged
+    /// when the bucket's value is computed (with the bucket's raw samples added) into
+    /// `merged`, which every bucket reuses.
+    rollup_sketches: PendingSketches,
+    merged: Sketch,
+    /// What made a value impossible to compute (a damaged sketch), for the query to report.
+    error: Option<String>,
     /// Whether min and max must know which point they chose (a selector whose time is the
     /// row's); with GROUP BY time the bucket's time stands instead, and finding the point is
     /// skipped.
@@ -335,7 +365,9 @@ impl Accumulator {
             kind,
             field_type,
             state,
-            sketches: Vec::new(),
+            rollup_sketches: PendingSketches::default(),
+            merged: Sketch::default(),
+            error: None,
             point_times: true,
         }
     }
@@ -365,20 +397,21 @@ impl Accumulator {
         )
     }
 
-    /// Adds rollup row `i` to bucket `b`; false when the row cannot answer exactly (an
-    /// integer sum that overflowed within the row).
-    pub(crate) fn add_rollup(&mut self, b: usize, rows: &RollupRows, i: usize) -> bool {
+    /// Adds rollup row `i` to bucket `b`; an error when the row cannot answer exactly (an
+    /// integer sum that overflowed within the row) or at all (which the planner rules out).
+    pub(crate) fn add_rollup(
+        &mut self,
+        b: usize,
+        rows: &RollupRows,
+        i: usize,
+    ) -> Result<(), RollupUnfit> {
         let kind = self.kind;
         let num = |v: &ColumnValues| num_at(v, i);
-        let n_buckets = match &self.state {
-            State::Samples(s) => s.len(),
-            _ => 0,
-        };
         match &mut self.state {
             State::Count(c) => c[b] += rows.counts[i],
             State::Sum(s) => {
                 if rows.sum_overflow.get(i).copied().unwrap_or(false) {
-                    return false;
+                    return Err(RollupUnfit::SumOverflowed);
                 }
                 let s = &mut s[b];
                 match &rows.sum {
@@ -387,7 +420,7 @@ impl Accumulator {
                     }
                     ColumnValues::Integer(v) => s.int += i128::from(v[i]),
                     ColumnValues::Unsigned(v) => s.int += i128::from(v[i]),
-                    _ => return false,
+                    _ => return Err(RollupUnfit::Unanswerable(kind)),
                 }
                 s.n += rows.counts[i];
             }
@@ -397,7 +430,7 @@ impl Accumulator {
                 } else {
                     &rows.min
                 }) else {
-                    return false;
+                    return Err(RollupUnfit::Unanswerable(kind));
                 };
                 offer_extreme(&mut e[b], kind == AggKind::Max, x, rows.times[i]);
             }
@@ -423,22 +456,18 @@ impl Accumulator {
             }
             State::Spread(s) => {
                 let (Some(lo), Some(hi)) = (num(&rows.min), num(&rows.max)) else {
-                    return false;
+                    return Err(RollupUnfit::Unanswerable(kind));
                 };
                 offer_spread(&mut s[b], lo, hi);
             }
             State::Samples(_) => {
-                if self.sketches.is_empty() {
-                    self.sketches = vec![None; n_buckets];
-                }
-                let total = self.sketches[b].get_or_insert_with(Sketch::default);
-                if !rows.merge_sketch_into(i, total) {
-                    return false;
+                if !self.rollup_sketches.push(b, rows, i) {
+                    return Err(RollupUnfit::Unanswerable(kind));
                 }
             }
-            State::Stddev(_) => return false,
+            State::Stddev(_) => return Err(RollupUnfit::Unanswerable(kind)),
         }
-        true
+        Ok(())
     }
 
     /// Adds the points `range` of a decoded run, all in bucket `b`.
@@ -672,18 +701,7 @@ impl Accumulator {
     /// holds later series (ties go to this one).
     pub(crate) fn merge(&mut self, other: Accumulator) {
         let kind = self.kind;
-        if !other.sketches.is_empty() {
-            if self.sketches.is_empty() {
-                self.sketches = vec![None; other.sketches.len()];
-            }
-            for (mine, theirs) in self.sketches.iter_mut().zip(other.sketches) {
-                match (mine.as_mut(), theirs) {
-                    (Some(m), Some(t)) => m.merge(&t),
-                    (None, Some(t)) => *mine = Some(t),
-                    _ => {}
-                }
-            }
-        }
+        self.rollup_sketches.append(other.rollup_sketches);
         match (&mut self.state, other.state) {
             (State::Count(a), State::Count(b)) => a.iter_mut().zip(b).for_each(|(x, y)| *x += y),
             (State::Sum(a), State::Sum(b)) => a.iter_mut().zip(b).for_each(|(x, y)| {
@@ -734,6 +752,11 @@ impl Accumulator {
         }
     }
 
+    /// Why a value could not be computed, once: the query fails with it.
+    pub(crate) fn take_error(&mut self) -> Option<String> {
+        self.error.take()
+    }
+
     /// Whether bucket `b` saw any point.
     pub(crate) fn has_data(&self, b: usize) -> bool {
         match &self.state {
@@ -743,13 +766,7 @@ impl Accumulator {
             State::Edge(e) => e[b].is_some(),
             State::Spread(s) => s[b].is_some(),
             State::Stddev(w) => w[b].n > 0,
-            State::Samples(s) => {
-                !s[b].is_empty()
-                    || self
-                        .sketches
-                        .get(b)
-                        .is_some_and(|k| k.as_ref().is_some_and(|k| k.count() > 0))
-            }
+            State::Samples(s) => !s[b].is_empty() || self.rollup_sketches.has(b),
         }
     }
 
@@ -808,23 +825,46 @@ impl Accumulator {
                     (Value::Float((w.m2 / (w.n - 1) as f64).sqrt()), None)
                 }
             }
-            State::Samples(s) if self.sketches.get(b).is_some_and(Option::is_some) => {
-                // Rollup rows contributed: answer from the merged sketch, with this bucket's
-                // raw samples added to it.
-                let with_samples;
-                let sketch = match &self.sketches[b] {
-                    Some(merged) if s[b].is_empty() => merged,
-                    merged => {
-                        let mut copy = merged.clone().unwrap_or_default();
-                        for (_, v) in &s[b] {
-                            if let Some(x) = v.as_f64() {
-                                copy.add(x);
-                            }
-                        }
-                        with_samples = copy;
-                        &with_samples
+            State::Samples(s) if self.rollup_sketches.has(b) => {
+                // A percentile keeps the field's type (it selects a value); the estimate of an
+                // integer is rounded.
+                let typed = |v: f64| match (kind, field_type) {
+                    (AggKind::Percentile(_), FieldType::Integer) => {
+                        Value::Integer(v.round() as i64)
                     }
+                    (AggKind::Percentile(_), FieldType::Unsigned) => {
+                        Value::Unsigned(v.round().max(0.0) as u64)
+                    }
+                    _ => Value::Float(v),
                 };
+                // Rollup rows alone: a high percentile is found among the sketches' top bins
+                // without merging them.
+                if let AggKind::Percentile(p) = kind
+                    && s[b].is_empty()
+                {
+                    self.rollup_sketches.group();
+                    let n = self.rollup_sketches.count(b);
+                    let i = ((n as f64) * p / 100.0 + 0.5).floor() as i64 - 1;
+                    if let Ok(rank) = u64::try_from(i)
+                        && let Some(v) = self.rollup_sketches.value_at_rank_from_top(b, rank)
+                    {
+                        return (typed(v), None);
+                    }
+                }
+                // Otherwise from the merged sketches, with this bucket's raw samples added.
+                let sketch = &mut self.merged;
+                if !self.rollup_sketches.merge_into(b, sketch) {
+                    self.error = Some(format!(
+                        "a quantile sketch in a rollup row of bucket {b} is damaged; `tally-dump verify` names the file and offset"
+                    ));
+                    return (Value::Null, None);
+                }
+                for (_, v) in &s[b] {
+                    if let Some(x) = v.as_f64() {
+                        sketch.add(x);
+                    }
+                }
+                let sketch = &*sketch;
                 let n = sketch.count();
                 let value = match kind {
                     AggKind::Percentile(p) => {
@@ -846,17 +886,6 @@ impl Accumulator {
                         }
                     }
                     _ => None,
-                };
-                // A percentile keeps the field's type (it selects a value); the estimate of an
-                // integer is rounded.
-                let typed = |v: f64| match (kind, field_type) {
-                    (AggKind::Percentile(_), FieldType::Integer) => {
-                        Value::Integer(v.round() as i64)
-                    }
-                    (AggKind::Percentile(_), FieldType::Unsigned) => {
-                        Value::Unsigned(v.round().max(0.0) as u64)
-                    }
-                    _ => Value::Float(v),
                 };
                 (value.map_or(Value::Null, typed), None)
             }

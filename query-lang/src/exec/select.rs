@@ -1770,11 +1770,9 @@ fn aggregate_query(
                         continue;
                     }
                     for &i in agg_ids {
-                        if !state.accs[i].add_rollup(b, rows, r) {
-                            return Err(invalid(
-                                "an integer sum overflowed inside a rollup row of a block whose raw data has expired, so its exact sum is lost; narrow the time range to blocks that still have raw data",
-                            ));
-                        }
+                        state.accs[i]
+                            .add_rollup(b, rows, r)
+                            .map_err(|e| invalid(e.to_string()))?;
                     }
                 }
                 Ok(())
@@ -1849,25 +1847,19 @@ fn aggregate_query(
                 Ok(a)
             })
     };
-    let scanned: Vec<QueryResult<Vec<Accumulator>>> = if sequential {
-        groups.iter().map(scan_group).collect()
-    } else {
-        groups.par_iter().map(scan_group).collect()
-    };
-    if dry_run {
-        for r in scanned {
-            r?;
-        }
-        return Ok(Vec::new());
-    }
     let fill = stmt
         .fill
         .as_ref()
         .map(|f| f.option.clone())
         .unwrap_or(FillOption::Null);
-    for (group, accs) in groups.iter().zip(scanned) {
-        let mut accs = accs?;
-        let rows = group_rows(
+    // A group's rows are computed on the thread that scanned it: percentiles over rollups
+    // merge their buckets' sketches then, which is much of such a query's work.
+    let scan_and_compute = |group: &Group| -> QueryResult<Vec<TimedRow>> {
+        let mut accs = scan_group(group)?;
+        if dry_run {
+            return Ok(Vec::new());
+        }
+        group_rows(
             &mut accs,
             aggs,
             columns,
@@ -1875,8 +1867,21 @@ fn aggregate_query(
             &fill,
             single_selector,
             time_dim.map(|t| t.interval),
-        )?;
-        let mut rows = rows;
+        )
+    };
+    let computed: Vec<QueryResult<Vec<TimedRow>>> = if sequential {
+        groups.iter().map(scan_and_compute).collect()
+    } else {
+        groups.par_iter().map(scan_and_compute).collect()
+    };
+    if dry_run {
+        for r in computed {
+            r?;
+        }
+        return Ok(Vec::new());
+    }
+    for (group, rows) in groups.iter().zip(computed) {
+        let mut rows = rows?;
         if stmt.order_desc {
             rows.reverse();
         }
@@ -2109,6 +2114,9 @@ fn group_rows(
                 .collect()
         })
         .collect();
+    if let Some(error) = accs.iter_mut().find_map(Accumulator::take_error) {
+        return Err(invalid(error));
+    }
     let keep = |b: usize| !(matches!(fill, FillOption::None) && empty[b]);
     let mut sequences: Vec<Vec<(i64, Value)>> = Vec::with_capacity(columns.len());
     for column in columns {
