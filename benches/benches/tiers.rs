@@ -4,7 +4,7 @@
 //! 1. load, flush and compact: compaction time, and disk use as bytes per raw value (raw
 //!    segments, rollup segments, total);
 //! 2. hourly mean and p99 over the 30 days, answered from the 1 h tier against the same query
-//!    forced to raw data (`raw_only`): medians of repeated runs and their ratio;
+//!    forced to raw data (`raw_only`): medians of 21 and 7 runs, interleaved, and their ratio;
 //! 3. ingest throughput and per-batch write latency (p50, p99) into a second database with the
 //!    default durability (fsync always), alone and while the first database compacts.
 //!
@@ -98,21 +98,37 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.clamp(1, sorted.len()) - 1]
 }
 
-fn median_ms(engine: &Engine, query: &str, raw_only: bool, runs: usize) -> f64 {
+/// One run of `query`, in milliseconds.
+fn run_ms(engine: &Engine, query: &str, raw_only: bool) -> f64 {
     let options = QueryOptions {
         database: Some("tiers".into()),
         raw_only,
         ..QueryOptions::default()
     };
-    let mut times = Vec::new();
-    for _ in 0..runs {
-        let started = Instant::now();
-        let results = tally_query::execute(engine, query, &options).expect("parse");
-        assert!(results[0].error.is_none(), "{:?}", results[0].error);
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
+    let started = Instant::now();
+    let results = tally_query::execute(engine, query, &options).expect("parse");
+    assert!(results[0].error.is_none(), "{:?}", results[0].error);
+    started.elapsed().as_secs_f64() * 1000.0
+}
+
+fn median(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
+}
+
+/// Medians of the query from the tier (`TIER_RUNS` runs) and forced to raw data (`RAW_RUNS`),
+/// the raw runs spread among the tier runs so that both meet the same load on a shared machine.
+fn tier_and_raw_ms(engine: &Engine, query: &str) -> (f64, f64) {
+    const TIER_RUNS: usize = 21;
+    const RAW_RUNS: usize = 7;
+    let (mut tier, mut raw) = (Vec::new(), Vec::new());
+    for i in 0..TIER_RUNS {
+        tier.push(run_ms(engine, query, false));
+        if i % (TIER_RUNS / RAW_RUNS) == 0 && raw.len() < RAW_RUNS {
+            raw.push(run_ms(engine, query, true));
+        }
+    }
+    (median(tier), median(raw))
 }
 
 fn dir_bytes(dir: &std::path::Path, suffix: &str) -> u64 {
@@ -224,11 +240,12 @@ fn main() {
         }
         if let Ok(n) = std::env::var("TIERS_PROFILE_RUNS") {
             // For a profiler: only the tier query, many times.
-            median_ms(&engine, &q, false, n.parse().unwrap_or(100));
+            for _ in 0..n.parse().unwrap_or(100) {
+                run_ms(&engine, &q, false);
+            }
             continue;
         }
-        let tier = median_ms(&engine, &q, false, 9);
-        let raw = median_ms(&engine, &q, true, 5);
+        let (tier, raw) = tier_and_raw_ms(&engine, &q);
         println!(
             "tiers: {name}: 1h tier {tier:.2} ms, raw {raw:.2} ms, {:.1}x faster",
             raw / tier

@@ -666,7 +666,12 @@ pub(crate) fn decode_rollup_chunk(
     data: &[u8],
 ) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
     let mut rows = crate::rollup::RollupRows::new(FieldType::Float);
-    decode_rollup_into(data, RollupSketches::Checked, &mut rows)?;
+    decode_rollup_into(
+        data,
+        RollupSketches::Checked,
+        crate::rollup::RollupParts::ALL,
+        &mut rows,
+    )?;
     Ok(rows)
 }
 
@@ -687,20 +692,21 @@ enum RollupSketches {
 /// sketch is checked for its extent only, the query that merges it checking the rest.
 pub(crate) fn decode_rollup_chunk_into(
     data: &[u8],
-    sketches: bool,
+    parts: crate::rollup::RollupParts,
     out: &mut crate::rollup::RollupRows,
 ) -> Result<(), ChunkDecodeError> {
-    let want = if sketches {
+    let want = if parts.sketches {
         RollupSketches::ForMerging
     } else {
         RollupSketches::Skip
     };
-    decode_rollup_into(data, want, out)
+    decode_rollup_into(data, want, parts, out)
 }
 
 fn decode_rollup_into(
     data: &[u8],
     want: RollupSketches,
+    parts: crate::rollup::RollupParts,
     out: &mut crate::rollup::RollupRows,
 ) -> Result<(), ChunkDecodeError> {
     use crate::rollup::{RollupRows, SketchSource};
@@ -723,6 +729,7 @@ fn decode_rollup_into(
                 header.stats.count as usize,
                 payload,
                 source,
+                parts,
             )
             .map_err(|e| ChunkDecodeError {
                 offset: base + e.offset,
@@ -1097,7 +1104,15 @@ mod tests {
 
     fn without_sketches(chunk: &[u8]) -> Result<crate::rollup::RollupRows, ChunkDecodeError> {
         let mut rows = crate::rollup::RollupRows::new(FieldType::Float);
-        decode_rollup_chunk_into(chunk, false, &mut rows).map(|()| rows)
+        decode_rollup_chunk_into(
+            chunk,
+            crate::rollup::RollupParts {
+                sketches: false,
+                ..crate::rollup::RollupParts::ALL
+            },
+            &mut rows,
+        )
+        .map(|()| rows)
     }
 
     fn rollup_rows(n: i64) -> crate::rollup::RollupRows {
@@ -1124,7 +1139,13 @@ mod tests {
             assert_eq!(chunk[84 + main_len], kind, "{n} rows, {storage:?}");
             assert_eq!(decode_rollup_chunk(&chunk).unwrap(), rows);
             let mut checked_on_merge = crate::rollup::RollupRows::new(FieldType::Float);
-            decode_rollup_into(&chunk, RollupSketches::ForMerging, &mut checked_on_merge).unwrap();
+            decode_rollup_into(
+                &chunk,
+                RollupSketches::ForMerging,
+                crate::rollup::RollupParts::ALL,
+                &mut checked_on_merge,
+            )
+            .unwrap();
             assert_eq!(checked_on_merge, rows);
             let without = without_sketches(&chunk).unwrap();
             assert!(without.sketches.is_empty());

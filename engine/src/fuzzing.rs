@@ -18,8 +18,16 @@ pub fn chunk(data: &[u8]) {
         }
     }
     let mut rows = crate::rollup::RollupRows::new(FieldType::Float);
-    for sketches in [false, true] {
-        if crate::chunk::decode_rollup_chunk_into(data, sketches, &mut rows).is_ok() {
+    let without_sketches = crate::rollup::RollupParts {
+        sketches: false,
+        ..crate::rollup::RollupParts::ALL
+    };
+    for parts in [
+        crate::rollup::RollupParts::COUNTS,
+        without_sketches,
+        crate::rollup::RollupParts::ALL,
+    ] {
+        if crate::chunk::decode_rollup_chunk_into(data, parts, &mut rows).is_ok() {
             let mut merged = crate::sketch::Sketch::default();
             for row in 0..rows.len() {
                 let _ = rows.merge_sketch_into(row, &mut merged);

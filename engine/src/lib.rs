@@ -54,6 +54,6 @@ pub use model::{
 };
 pub use options::{Clock, CompactionOptions, EngineOptions, Retention, Tier};
 pub use read::{ColumnInfo, Piece, ReadView, TagFilter, TierUse};
-pub use rollup::{PendingSketches, RollupRows, StoredSketches};
+pub use rollup::{PendingSketches, RollupParts, RollupRows, StoredSketches};
 pub use sketch::Sketch;
 pub use wal::FsyncPolicy;

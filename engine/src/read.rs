@@ -19,7 +19,7 @@ use crate::chunk::{ChunkHeader, ChunkStats, ColumnValues, StatsBuilder, ValueSta
 use crate::error::{EngineError, Result};
 use crate::head::EncodedChunk;
 use crate::model::FieldType;
-use crate::rollup::RollupRows;
+use crate::rollup::{RollupParts, RollupRows};
 use crate::segment::Segment;
 
 /// A boolean combination of tag matchers, evaluated on the postings.
@@ -307,7 +307,7 @@ impl ReadView {
     /// the rows the read kept; the resolution is each source segment's.
     pub fn rollup_rows(&self, column: u32) -> Result<Vec<(i64, RollupRows)>> {
         let mut out = Vec::new();
-        self.for_each_rollup_rows(column, true, |resolution, rows| -> Result<()> {
+        self.for_each_rollup_rows(column, RollupParts::ALL, |resolution, rows| -> Result<()> {
             out.push((resolution, rows.clone()));
             Ok(())
         })?;
@@ -315,12 +315,11 @@ impl ReadView {
     }
 
     /// Calls `visit` with each rollup chunk's rows of a column (as [`ReadView::rollup_rows`]
-    /// returns them, without their sketches unless `sketches`), decoded one at a time into the
-    /// same buffers.
+    /// returns them, with only `parts` decoded), decoded one at a time into the same buffers.
     pub fn for_each_rollup_rows<E: From<EngineError>>(
         &self,
         column: u32,
-        sketches: bool,
+        parts: RollupParts,
         mut visit: impl FnMut(i64, &RollupRows) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         let sources = match self.rollups.binary_search_by_key(&column, |(c, _)| *c) {
@@ -338,7 +337,7 @@ impl ReadView {
                     "chunk lies outside the file",
                 )
             })?;
-            crate::chunk::decode_rollup_chunk_into(bytes, sketches, &mut rows).map_err(|e| {
+            crate::chunk::decode_rollup_chunk_into(bytes, parts, &mut rows).map_err(|e| {
                 EngineError::corrupt(
                     &source.segment.path,
                     source.offset + e.offset as u64,

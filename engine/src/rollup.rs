@@ -84,6 +84,47 @@ impl StoredSketches {
     }
 }
 
+/// Which parts of rollup rows a read decodes. Times and counts always are; a part not asked
+/// for comes back as placeholders (zeros, NaN, empty strings) of the right length, so a reader
+/// asks for every part its aggregates use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RollupParts {
+    /// First and last values with their times.
+    pub edges: bool,
+    /// Minimum and maximum.
+    pub extremes: bool,
+    /// Sums, and whether they overflowed.
+    pub sums: bool,
+    /// Quantile sketches (merging one takes the extremes too).
+    pub sketches: bool,
+}
+
+impl RollupParts {
+    pub const ALL: RollupParts = RollupParts {
+        edges: true,
+        extremes: true,
+        sums: true,
+        sketches: true,
+    };
+    /// Times and counts only.
+    pub const COUNTS: RollupParts = RollupParts {
+        edges: false,
+        extremes: false,
+        sums: false,
+        sketches: false,
+    };
+
+    /// Every part either asks for.
+    pub fn union(self, other: RollupParts) -> RollupParts {
+        RollupParts {
+            edges: self.edges || other.edges,
+            extremes: self.extremes || other.extremes,
+            sums: self.sums || other.sums,
+            sketches: self.sketches || other.sketches,
+        }
+    }
+}
+
 /// Rollup rows' sketches gathered under keys (a query's buckets) and merged per key only when
 /// asked, into a sketch the caller reuses: a query over many buckets then allocates per
 /// gathering rather than per bucket.
@@ -98,6 +139,19 @@ pub struct PendingSketches {
     /// (`per_key.len() + 1` entries); built when first needed after rows came.
     order: Vec<usize>,
     starts: Vec<usize>,
+    /// The walks of a key's sketches from their highest bins, reused across keys.
+    walks: Vec<SketchWalk>,
+}
+
+/// A walk down one pending row's sketch.
+#[derive(Clone, Copy, Debug)]
+struct SketchWalk {
+    walk: crate::sketch::TopDown,
+    /// The highest bin not yet counted, as index and count.
+    head: Option<(i32, u64)>,
+    /// The row's bytes in `PendingSketches::bytes`.
+    start: usize,
+    end: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -215,12 +269,10 @@ impl PendingSketches {
     /// What the merged sketch of `key` answers for the 0-based rank `rank` (its
     /// `value_at_rank`), found by walking the sketches' highest bins together, without merging
     /// them, when the rank is among the highest half of positive values: a p99 reads about a
-    /// hundredth of the bins. None when that cannot be done (a merge answers then); call
-    /// [`PendingSketches::group`] first.
-    pub fn value_at_rank_from_top(&self, key: usize, rank: u64) -> Option<f64> {
+    /// hundredth of the bins. None when that cannot be done
+    /// (a merge answers then); call [`PendingSketches::group`] first.
+    pub fn value_at_rank_from_top(&mut self, key: usize, rank: u64) -> Option<f64> {
         let (mut n, mut min, mut max) = (0u64, f64::INFINITY, f64::NEG_INFINITY);
-        let mut walks = Vec::new();
-        let (mut lowest, mut highest) = (i32::MAX, i32::MIN);
         for row in self.rows_of(key)? {
             if !(row.min.is_finite() && row.max.is_finite()) {
                 return None;
@@ -228,35 +280,55 @@ impl PendingSketches {
             n = n.checked_add(row.count)?;
             min = min.min(row.min);
             max = max.max(row.max);
-            let walk = crate::sketch::TopDown::new(self.bytes.get(row.start..row.end)?)?;
-            let (low, high) = walk.span();
-            lowest = lowest.min(low);
-            highest = highest.max(high);
-            walks.push(walk);
         }
         if rank >= n || rank == 0 || rank == n - 1 {
             return None;
         }
         let above = n - 1 - rank;
-        // Merged sketches wider than a store may grow lose their lowest bins: leave those to
-        // the merge, whose answer the walk must equal.
-        if above >= n / 2 || (highest - lowest) as usize >= crate::sketch::MAX_BINS {
+        if above >= n / 2 {
             return None;
         }
-        let mut heads: Vec<Option<(i32, u64)>> = walks.iter_mut().map(|w| w.next_bin()).collect();
-        let mut seen = 0u64;
-        loop {
-            let (k, (index, count)) = heads
+        // The sketches' walks, each at its highest bin not yet counted; the highest of those
+        // is counted next, until the values counted pass `above`.
+        let mut walks = std::mem::take(&mut self.walks);
+        walks.clear();
+        let (mut lowest, mut highest) = (i32::MAX, i32::MIN);
+        for row in self.rows_of(key)? {
+            let bytes = self.bytes.get(row.start..row.end)?;
+            let mut walk = crate::sketch::TopDown::new(bytes)?;
+            let (low, high) = walk.span();
+            lowest = lowest.min(low);
+            highest = highest.max(high);
+            let head = walk.next_bin(bytes);
+            walks.push(SketchWalk {
+                walk,
+                head,
+                start: row.start,
+                end: row.end,
+            });
+        }
+        // Merged sketches wider than a store may grow lose their lowest bins: leave those to
+        // the merge, whose answer this must equal.
+        let mut answer = None;
+        if ((highest - lowest) as usize) < crate::sketch::MAX_BINS {
+            let mut seen = 0u64;
+            while let Some((k, (index, count))) = walks
                 .iter()
                 .enumerate()
-                .filter_map(|(k, h)| h.map(|h| (k, h)))
-                .max_by_key(|(_, (index, _))| *index)?;
-            seen = seen.saturating_add(count);
-            if seen > above {
-                return Some(crate::sketch::bin_value(index).clamp(min, max));
+                .filter_map(|(k, w)| w.head.map(|head| (k, head)))
+                .max_by_key(|(_, (index, _))| *index)
+            {
+                seen = seen.saturating_add(count);
+                if seen > above {
+                    answer = Some(crate::sketch::bin_value(index).clamp(min, max));
+                    break;
+                }
+                let w = &mut walks[k];
+                w.head = w.walk.next_bin(&self.bytes[w.start..w.end]);
             }
-            heads[k] = walks[k].next_bin();
         }
+        self.walks = walks;
+        answer
     }
 
     /// Groups the rows by key, keeping their order within each (a counting sort).
@@ -723,7 +795,7 @@ impl RollupRows {
         sketches: SketchSource<'_>,
     ) -> Result<RollupRows, DecodeError> {
         let mut out = RollupRows::new(field_type);
-        out.decode_payload_into(ts_encoding, rows, payload, sketches)?;
+        out.decode_payload_into(ts_encoding, rows, payload, sketches, RollupParts::ALL)?;
         Ok(out)
     }
 
@@ -735,6 +807,7 @@ impl RollupRows {
         rows: usize,
         payload: &[u8],
         sketches: SketchSource<'_>,
+        parts: RollupParts,
     ) -> Result<(), DecodeError> {
         let field_type = self.field_type;
         self.clear();
@@ -773,16 +846,20 @@ impl RollupRows {
         out.first_times = counts;
         for k in 0..2 {
             let (at, bytes) = stream(&mut r)?;
-            let (e, skip) = encoding_byte(at, bytes)?;
-            let e = TsEncoding::from_byte(e).ok_or_else(|| DecodeError {
-                offset: at,
-                reason: "unknown time encoding".into(),
-            })?;
             let target = if k == 0 {
                 &mut out.first_times
             } else {
                 &mut out.last_times
             };
+            if !parts.edges {
+                target.resize(rows, 0);
+                continue;
+            }
+            let (e, skip) = encoding_byte(at, bytes)?;
+            let e = TsEncoding::from_byte(e).ok_or_else(|| DecodeError {
+                offset: at,
+                reason: "unknown time encoding".into(),
+            })?;
             codec::decode_timestamps(e, &bytes[skip..], rows, target)
                 .map_err(|err| codec_error(at, err))?;
         }
@@ -790,21 +867,28 @@ impl RollupRows {
         let n_value_streams = if numeric { 5 } else { 2 };
         for k in 0..n_value_streams {
             let (at, bytes) = stream(&mut r)?;
+            let (target, wanted) = match k {
+                0 => (&mut out.first, parts.edges),
+                1 => (&mut out.last, parts.edges),
+                2 => (&mut out.min, parts.extremes || parts.sketches),
+                3 => (&mut out.max, parts.extremes || parts.sketches),
+                _ => (&mut out.sum, parts.sums),
+            };
+            if !wanted {
+                fill_placeholders(target, rows);
+                continue;
+            }
             let (e, skip) = encoding_byte(at, bytes)?;
             let e = ValueEncoding::from_byte(e).ok_or_else(|| DecodeError {
                 offset: at,
                 reason: "unknown value encoding".into(),
             })?;
-            let target = match k {
-                0 => &mut out.first,
-                1 => &mut out.last,
-                2 => &mut out.min,
-                3 => &mut out.max,
-                _ => &mut out.sum,
-            };
             decode_typed(e, &bytes[skip..], rows, target).map_err(|err| codec_error(at, err))?;
         }
-        if numeric {
+        if numeric && !parts.sums {
+            stream(&mut r)?;
+            out.sum_overflow.resize(rows, false);
+        } else if numeric {
             let (at, bytes) = stream(&mut r)?;
             let (e, skip) = encoding_byte(at, bytes)?;
             let e = ValueEncoding::from_byte(e).ok_or_else(|| DecodeError {
@@ -875,6 +959,17 @@ pub(crate) enum SketchSource<'a> {
     /// Not read here: the rows come back without sketches (every other aggregate is exact
     /// without them), and a percentile over them reports that it cannot be answered.
     Skip,
+}
+
+/// Fills `values` (empty) with `n` placeholders of its type, for a part a read skipped.
+fn fill_placeholders(values: &mut ColumnValues, n: usize) {
+    match values {
+        ColumnValues::Float(v) => v.resize(n, f64::NAN),
+        ColumnValues::Integer(v) => v.resize(n, 0),
+        ColumnValues::Unsigned(v) => v.resize(n, 0),
+        ColumnValues::Boolean(v) => v.resize(n, false),
+        ColumnValues::String(v) => v.resize(n, String::new()),
+    }
 }
 
 /// A numeric column's value at `i` as a float; NaN when the row has none.
@@ -1001,6 +1096,43 @@ mod tests {
         }
         // Low ranks are left to the merge.
         assert_eq!(pending.value_at_rank_from_top(0, 1), None);
+    }
+
+    #[test]
+    fn a_read_of_some_parts_decodes_those_and_fills_the_rest() {
+        let rows = one_row_per_bucket(&[vec![1.0, 5.0, 2.0], vec![7.0], vec![3.0, 4.0]]);
+        let mut payload = Vec::new();
+        let (ts_encoding, _) = rows.encode_payload(&mut payload);
+        let parts_of = |edges, extremes, sums| RollupParts {
+            edges,
+            extremes,
+            sums,
+            sketches: false,
+        };
+        for (edges, extremes, sums) in [
+            (false, false, false),
+            (true, false, false),
+            (false, true, false),
+            (false, false, true),
+        ] {
+            let mut read = RollupRows::new(FieldType::Float);
+            read.decode_payload_into(
+                ts_encoding,
+                rows.len(),
+                &payload,
+                SketchSource::Skip,
+                parts_of(edges, extremes, sums),
+            )
+            .unwrap();
+            assert_eq!((&read.times, &read.counts), (&rows.times, &rows.counts));
+            assert_eq!(read.first_times == rows.first_times, edges);
+            assert_eq!(read.first == rows.first && read.last == rows.last, edges);
+            assert_eq!(read.min == rows.min && read.max == rows.max, extremes);
+            assert_eq!(read.sum == rows.sum, sums);
+            // Skipped parts are placeholders of the right length.
+            assert_eq!(read.first_times.len(), rows.len());
+            assert_eq!((read.min.len(), read.sum.len()), (rows.len(), rows.len()));
+        }
     }
 
     #[test]

@@ -674,24 +674,29 @@ fn encode_packed_range(occupied: &[u64], lowest: i32, out: &mut Vec<u8>) {
 /// The positive bins of a sketch in the packed form, walked from the highest down, reading
 /// only the bytes of the bins passed: a high percentile of merged sketches needs the top few
 /// bins of each. The walk does not check the counts it skips (a merge does); the chunk's
-/// checksum guards the bytes, and a walk that meets bytes out of shape stops.
-pub(crate) struct TopDown<'a> {
+/// checksum guards the bytes, and a walk that meets bytes out of shape stops. It holds
+/// offsets, not the bytes, so walks of many sketches fit in one reused buffer: each step is
+/// given the sketch's bytes again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TopDown {
     lowest: i32,
     width: usize,
-    occupied: Option<&'a [u8]>,
-    more: &'a [u8],
-    /// The bytes after the range's bitmaps, to the sketch's end, read from the back.
-    tail: &'a [u8],
+    /// Where the occupancy bitmap starts (bitmap form) and the `more` bitmap.
+    occupied: Option<usize>,
+    more: usize,
+    /// The unread end of the bytes after the bitmaps, read from the back.
+    tail_start: usize,
+    tail_end: usize,
     /// Non-empty bins not yet passed; the next one is `left - 1` in order.
     left: usize,
     /// The position of the next bin (sparse form), or the bound below which it lies (bitmap).
     at: usize,
 }
 
-impl<'a> TopDown<'a> {
+impl TopDown {
     /// Starts a walk of a sketch without negative values; None for one with them, or out of
     /// shape.
-    pub(crate) fn new(bytes: &'a [u8]) -> Option<TopDown<'a>> {
+    pub(crate) fn new(bytes: &[u8]) -> Option<TopDown> {
         let mut r = Reader::new(bytes);
         if r.uvarint().ok()? == 0 {
             return None;
@@ -701,12 +706,15 @@ impl<'a> TopDown<'a> {
             return None;
         }
         let range = PackedRange::read(&mut r).ok()??;
+        let tail_start = r.position();
+        let more = tail_start - range.more.len();
         Some(TopDown {
             lowest: range.lowest,
             width: range.width,
-            occupied: range.occupied,
-            more: range.more,
-            tail: bytes.get(r.position()..)?,
+            occupied: range.occupied.map(|o| more - o.len()),
+            more,
+            tail_start,
+            tail_end: bytes.len(),
             left: range.nonzero,
             at: if range.occupied.is_some() {
                 range.width
@@ -722,22 +730,24 @@ impl<'a> TopDown<'a> {
     }
 
     /// The varint that ends where the unread tail ends.
-    fn varint_back(&mut self) -> Option<u64> {
-        let end = self.tail.len();
-        if *self.tail.last()? >= 0x80 {
+    fn varint_back(&mut self, bytes: &[u8]) -> Option<u64> {
+        let tail = bytes.get(self.tail_start..self.tail_end)?;
+        if *tail.last()? >= 0x80 {
             return None;
         }
+        let end = tail.len();
         let mut start = end - 1;
-        while start > 0 && self.tail[start - 1] >= 0x80 && end - start < 10 {
+        while start > 0 && tail[start - 1] >= 0x80 && end - start < 10 {
             start -= 1;
         }
-        let value = Reader::new(&self.tail[start..]).uvarint().ok()?;
-        self.tail = &self.tail[..start];
+        let value = Reader::new(&tail[start..]).uvarint().ok()?;
+        self.tail_end = self.tail_start + start;
         Some(value)
     }
 
-    /// The next bin down, as its index and count; None after the lowest.
-    pub(crate) fn next_bin(&mut self) -> Option<(i32, u64)> {
+    /// The next bin down of the sketch `bytes` (those `new` was given), as its index and
+    /// count; None after the lowest.
+    pub(crate) fn next_bin(&mut self, bytes: &[u8]) -> Option<(i32, u64)> {
         if self.left == 0 {
             return None;
         }
@@ -750,7 +760,7 @@ impl<'a> TopDown<'a> {
                     if p == 0 {
                         return None;
                     }
-                    let byte = bitmap.get((p - 1) / 8)? & (0xffu8 >> (7 - (p - 1) % 8));
+                    let byte = bytes.get(bitmap + (p - 1) / 8)? & (0xffu8 >> (7 - (p - 1) % 8));
                     if byte != 0 {
                         break (p - 1) / 8 * 8 + (7 - byte.leading_zeros() as usize);
                     }
@@ -759,16 +769,16 @@ impl<'a> TopDown<'a> {
             }
             None => self.at,
         };
-        let n = if self.more.get(k / 8)? >> (k % 8) & 1 == 0 {
+        let n = if bytes.get(self.more + k / 8)? >> (k % 8) & 1 == 0 {
             1
         } else {
-            self.varint_back()?.saturating_add(2)
+            self.varint_back(bytes)?.saturating_add(2)
         };
         self.left = k;
         if self.occupied.is_some() {
             self.at = position;
         } else if k > 0 {
-            let gap = usize::try_from(self.varint_back()?).ok()?;
+            let gap = usize::try_from(self.varint_back(bytes)?).ok()?;
             self.at = position.checked_sub(gap)?;
         }
         Some((self.lowest + position as i32, n))

@@ -5,7 +5,8 @@
 use std::cmp::Ordering;
 
 use tally_engine::{
-    ChunkStats, ColumnValues, FieldType, PendingSketches, RollupRows, Sketch, ValueStats,
+    ChunkStats, ColumnValues, FieldType, PendingSketches, RollupParts, RollupRows, Sketch,
+    ValueStats,
 };
 
 use super::value::Value;
@@ -38,6 +39,27 @@ impl AggKind {
             self,
             AggKind::Min | AggKind::Max | AggKind::First | AggKind::Last | AggKind::Percentile(_)
         )
+    }
+
+    /// The parts of rollup rows that [`Accumulator::add_rollup`] reads for the function.
+    pub(crate) fn rollup_parts(self) -> RollupParts {
+        let only = |part: fn(&mut RollupParts)| {
+            let mut parts = RollupParts::COUNTS;
+            part(&mut parts);
+            parts
+        };
+        match self {
+            AggKind::Count => RollupParts::COUNTS,
+            AggKind::Sum | AggKind::Mean => only(|p| p.sums = true),
+            AggKind::Min | AggKind::Max | AggKind::Spread => only(|p| p.extremes = true),
+            AggKind::First | AggKind::Last => only(|p| p.edges = true),
+            AggKind::Median | AggKind::Percentile(_) => only(|p| {
+                p.extremes = true;
+                p.sketches = true;
+            }),
+            // Not answered from rollups; should the planner change, every part is there.
+            _ => RollupParts::ALL,
+        }
     }
 
     /// Whether the function needs every value (or, over rollup rows, their quantile

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
-use tally_engine::{ColumnValues, Database, Engine, FieldType, FieldValue, ReadView};
+use tally_engine::{ColumnValues, Database, Engine, FieldType, FieldValue, ReadView, RollupParts};
 
 use super::ExecContext;
 use super::aggregate::{Accumulator, AggKind};
@@ -1025,7 +1025,11 @@ fn rollup_sum_overflowed(view: &ReadView, groups: &[Group], aggs: &[AggSpec]) ->
                 continue;
             }
             let mut overflowed = false;
-            view.for_each_rollup_rows(*id, false, |_, rows| -> QueryResult<()> {
+            let sums = RollupParts {
+                sums: true,
+                ..RollupParts::COUNTS
+            };
+            view.for_each_rollup_rows(*id, sums, |_, rows| -> QueryResult<()> {
                 overflowed |= rows.sum_overflow.iter().any(|o| *o);
                 Ok(())
             })?;
@@ -1751,8 +1755,10 @@ fn aggregate_query(
                 }
             }
             // Blocks answered by a rollup tier: one row per tier bucket.
-            let sketches = agg_ids.iter().any(|&i| aggs[i].kind.needs_samples());
-            view.for_each_rollup_rows(*id, sketches, |_, rows| -> QueryResult<()> {
+            let parts = agg_ids.iter().fold(RollupParts::COUNTS, |p, &i| {
+                p.union(aggs[i].kind.rollup_parts())
+            });
+            view.for_each_rollup_rows(*id, parts, |_, rows| -> QueryResult<()> {
                 ctx.check()?;
                 ctx.counters
                     .rollup_rows
@@ -1916,7 +1922,11 @@ fn first_point_time(view: &ReadView, groups: &[Group]) -> QueryResult<Option<i64
         if let Some((t, _)) = view.time_bounds(*id) {
             earliest = Some(earliest.map_or(t, |e| e.min(t)));
         }
-        view.for_each_rollup_rows(*id, false, |_, rows| -> QueryResult<()> {
+        let edges = RollupParts {
+            edges: true,
+            ..RollupParts::COUNTS
+        };
+        view.for_each_rollup_rows(*id, edges, |_, rows| -> QueryResult<()> {
             if let Some(&t) = rows.first_times.iter().min() {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
