@@ -139,16 +139,16 @@ pub struct PendingSketches {
     /// (`per_key.len() + 1` entries); built when first needed after rows came.
     order: Vec<usize>,
     starts: Vec<usize>,
-    /// The walks of a key's sketches from their highest bins, reused across keys.
+    /// The walks of a key's sketches from their highest bins, and the bin each is at (index
+    /// and count), reused across keys.
     walks: Vec<SketchWalk>,
+    heads: Vec<(i32, u64)>,
 }
 
 /// A walk down one pending row's sketch.
 #[derive(Clone, Copy, Debug)]
 struct SketchWalk {
     walk: crate::sketch::TopDown,
-    /// The highest bin not yet counted, as index and count.
-    head: Option<(i32, u64)>,
     /// The row's bytes in `PendingSketches::bytes`.
     start: usize,
     end: usize,
@@ -194,6 +194,12 @@ impl PendingSketches {
         self.per_key[key] += 1;
         self.starts.clear();
         true
+    }
+
+    /// Makes room for every sketch of `rows`, so that pushing them one by one grows nothing.
+    pub fn reserve_for(&mut self, rows: &RollupRows) {
+        self.bytes.reserve(rows.sketches.bytes.len());
+        self.rows.reserve(rows.sketches.ends.len());
     }
 
     /// Whether a sketch with values came under `key`.
@@ -288,21 +294,27 @@ impl PendingSketches {
         if above >= n / 2 {
             return None;
         }
-        // The sketches' walks, each at its highest bin not yet counted; the highest of those
-        // is counted next, until the values counted pass `above`.
+        // The sketches' walks, each at its highest bin not yet counted (`heads`, a count of 0
+        // once a walk has passed its lowest); the highest of those is counted next, until the
+        // values counted pass `above`. Heads sit apart from the walks so that the search for
+        // the highest reads a few bytes per sketch.
         let mut walks = std::mem::take(&mut self.walks);
+        let mut heads = std::mem::take(&mut self.heads);
         walks.clear();
+        heads.clear();
         let (mut lowest, mut highest) = (i32::MAX, i32::MIN);
         for row in self.rows_of(key)? {
             let bytes = self.bytes.get(row.start..row.end)?;
             let mut walk = crate::sketch::TopDown::new(bytes)?;
-            let (low, high) = walk.span();
+            // A row of zeros alone lies below every bin the walk counts.
+            let Some((low, high)) = walk.span() else {
+                continue;
+            };
             lowest = lowest.min(low);
             highest = highest.max(high);
-            let head = walk.next_bin(bytes);
+            heads.push(walk.next_bin(bytes).unwrap_or((i32::MIN, 0)));
             walks.push(SketchWalk {
                 walk,
-                head,
                 start: row.start,
                 end: row.end,
             });
@@ -310,23 +322,33 @@ impl PendingSketches {
         // Merged sketches wider than a store may grow lose their lowest bins: leave those to
         // the merge, whose answer this must equal.
         let mut answer = None;
-        if ((highest - lowest) as usize) < crate::sketch::MAX_BINS {
+        if !walks.is_empty()
+            && i64::from(highest) - i64::from(lowest) < crate::sketch::MAX_BINS as i64
+        {
             let mut seen = 0u64;
-            while let Some((k, (index, count))) = walks
-                .iter()
-                .enumerate()
-                .filter_map(|(k, w)| w.head.map(|head| (k, head)))
-                .max_by_key(|(_, (index, _))| *index)
-            {
-                seen = seen.saturating_add(count);
+            loop {
+                let mut next = None;
+                let mut best = i32::MIN;
+                for (k, &(index, count)) in heads.iter().enumerate() {
+                    if count > 0 && (next.is_none() || index > best) {
+                        next = Some(k);
+                        best = index;
+                    }
+                }
+                let Some(k) = next else { break };
+                seen = seen.saturating_add(heads[k].1);
                 if seen > above {
-                    answer = Some(crate::sketch::bin_value(index).clamp(min, max));
+                    answer = Some(crate::sketch::bin_value(best).clamp(min, max));
                     break;
                 }
                 let w = &mut walks[k];
-                w.head = w.walk.next_bin(&self.bytes[w.start..w.end]);
+                heads[k] = w
+                    .walk
+                    .next_bin(&self.bytes[w.start..w.end])
+                    .unwrap_or((i32::MIN, 0));
             }
         }
+        self.heads = heads;
         self.walks = walks;
         answer
     }
@@ -1072,6 +1094,18 @@ mod tests {
         }
     }
 
+    /// Every row's sketch pending under key 0, and their merge.
+    fn all_under_one_key(rows: &RollupRows) -> (PendingSketches, Sketch) {
+        let mut pending = PendingSketches::default();
+        for i in 0..rows.len() {
+            assert!(pending.push(0, rows, i));
+        }
+        pending.group();
+        let mut merged = Sketch::new();
+        assert!(pending.merge_into(0, &mut merged));
+        (pending, merged)
+    }
+
     #[test]
     fn a_p99_of_dense_and_sparse_sketches_is_found_from_the_top() {
         // Bucket 0: many close values (a bitmap of bins); bucket 1: few values far apart
@@ -1081,13 +1115,7 @@ mod tests {
             vec![1.0, 1e3, 1e6, 2e6],
             (0..300).map(|i| f64::from(i % 7) + 10.0).collect(),
         ]);
-        let mut pending = PendingSketches::default();
-        for i in 0..rows.len() {
-            assert!(pending.push(0, &rows, i));
-        }
-        pending.group();
-        let mut merged = Sketch::new();
-        assert!(pending.merge_into(0, &mut merged));
+        let (mut pending, merged) = all_under_one_key(&rows);
         let n = merged.count();
         for rank in [n * 99 / 100, n - 2, n / 2 + 1] {
             let walked = pending.value_at_rank_from_top(0, rank);
@@ -1096,6 +1124,24 @@ mod tests {
         }
         // Low ranks are left to the merge.
         assert_eq!(pending.value_at_rank_from_top(0, 1), None);
+    }
+
+    #[test]
+    fn rows_of_zeros_alone_do_not_stop_the_walk_from_the_top() {
+        // Found by the property above: a row whose sketch has no positive bins.
+        let rows = one_row_per_bucket(&[vec![0.0], vec![0.001], vec![0.001, 0.001, 0.001]]);
+        let (mut pending, merged) = all_under_one_key(&rows);
+        assert_eq!(merged.count(), 5);
+        // Rank 3 of 5 is the highest a walk answers (the top rank is the maximum's).
+        let walked = pending.value_at_rank_from_top(0, 3);
+        assert!(walked.is_some());
+        assert_eq!(walked, merged.value_at_rank(3));
+        // Zeros alone under a key: nothing to walk, the merge answers.
+        let zeros = one_row_per_bucket(&[vec![0.0, 0.0, 0.0, 0.0]]);
+        let mut pending = PendingSketches::default();
+        assert!(pending.push(0, &zeros, 0));
+        pending.group();
+        assert_eq!(pending.value_at_rank_from_top(0, 2), None);
     }
 
     #[test]

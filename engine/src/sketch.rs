@@ -695,7 +695,8 @@ pub(crate) struct TopDown {
 
 impl TopDown {
     /// Starts a walk of a sketch without negative values; None for one with them, or out of
-    /// shape.
+    /// shape. A sketch of zeros alone gives a walk without bins.
+    #[inline]
     pub(crate) fn new(bytes: &[u8]) -> Option<TopDown> {
         let mut r = Reader::new(bytes);
         if r.uvarint().ok()? == 0 {
@@ -705,7 +706,18 @@ impl TopDown {
         if r.uvarint().ok()? != 0 {
             return None;
         }
-        let range = PackedRange::read(&mut r).ok()??;
+        let Some(range) = PackedRange::read(&mut r).ok()? else {
+            return Some(TopDown {
+                lowest: 0,
+                width: 0,
+                occupied: None,
+                more: 0,
+                tail_start: 0,
+                tail_end: 0,
+                left: 0,
+                at: 0,
+            });
+        };
         let tail_start = r.position();
         let more = tail_start - range.more.len();
         Some(TopDown {
@@ -724,9 +736,9 @@ impl TopDown {
         })
     }
 
-    /// The span of the positive bins, lowest and highest.
-    pub(crate) fn span(&self) -> (i32, i32) {
-        (self.lowest, self.lowest + (self.width as i32 - 1))
+    /// The span of the positive bins, lowest and highest; None without them.
+    pub(crate) fn span(&self) -> Option<(i32, i32)> {
+        (self.width > 0).then(|| (self.lowest, self.lowest + (self.width as i32 - 1)))
     }
 
     /// The varint that ends where the unread tail ends.
@@ -847,7 +859,17 @@ impl<'a> PackedRange<'a> {
             if bitmap[0] & 1 == 0 || bitmap[last / 8] >> (last % 8) != 1 {
                 return Err(r.error("sketch bin bitmap does not match its range"));
             }
-            let nonzero = bitmap.iter().map(|b| b.count_ones() as usize).sum();
+            let words = bitmap.chunks_exact(8);
+            let tail = words
+                .remainder()
+                .iter()
+                .map(|b| b.count_ones() as usize)
+                .sum::<usize>();
+            let nonzero = words
+                .map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+                .map(|w| w.count_ones() as usize)
+                .sum::<usize>()
+                + tail;
             (Some(bitmap), nonzero)
         };
         let more = r.bytes(nonzero.div_ceil(8))?;

@@ -419,6 +419,13 @@ impl Accumulator {
         )
     }
 
+    /// Makes room for the rows of `rows` that [`Accumulator::add_rollup`] will keep.
+    pub(crate) fn reserve_rollup(&mut self, rows: &RollupRows) {
+        if let State::Samples(_) = self.state {
+            self.rollup_sketches.reserve_for(rows);
+        }
+    }
+
     /// Adds rollup row `i` to bucket `b`; an error when the row cannot answer exactly (an
     /// integer sum that overflowed within the row) or at all (which the planner rules out).
     pub(crate) fn add_rollup(

@@ -1766,6 +1766,9 @@ fn aggregate_query(
                 if dry_run {
                     return Ok(());
                 }
+                for &i in agg_ids {
+                    state.accs[i].reserve_rollup(rows);
+                }
                 for r in 0..rows.len() {
                     let t = rows.times[r];
                     if t < buckets.scan_start() || t > scan_cond.max_time {
@@ -2103,40 +2106,74 @@ fn group_rows(
         return Ok(Vec::new());
     }
     let times: Vec<i64> = (0..n).map(|b| buckets.time(b)).collect();
-    let per_bucket: Vec<Vec<(Value, Option<i64>)>> = (0..n)
-        .map(|b| {
-            accs.iter_mut()
-                .zip(aggs)
-                .map(|(a, spec)| {
-                    // count() is 0, not null, where other fields have points;
-                    // count(distinct()) is 0 even in an empty bucket.
-                    let counts_nothing = match spec.kind {
-                        AggKind::Count => !empty[b],
-                        AggKind::CountDistinct => true,
-                        _ => false,
-                    };
-                    if a.has_data(b) || counts_nothing {
-                        a.value(b)
-                    } else {
-                        (Value::Null, None)
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    // Every bucket's aggregate values in one buffer, `aggs.len()` per bucket: a query over
+    // thousands of buckets would otherwise spend much of its time allocating.
+    let stride = aggs.len();
+    let mut flat: Vec<(Value, Option<i64>)> = Vec::with_capacity(n * stride);
+    for (b, &bucket_empty) in empty.iter().enumerate() {
+        for (a, spec) in accs.iter_mut().zip(aggs) {
+            // count() is 0, not null, where other fields have points;
+            // count(distinct()) is 0 even in an empty bucket.
+            let counts_nothing = match spec.kind {
+                AggKind::Count => !bucket_empty,
+                AggKind::CountDistinct => true,
+                _ => false,
+            };
+            flat.push(if a.has_data(b) || counts_nothing {
+                a.value(b)
+            } else {
+                (Value::Null, None)
+            });
+        }
+    }
     if let Some(error) = accs.iter_mut().find_map(Accumulator::take_error) {
         return Err(invalid(error));
     }
+    let bucket = |b: usize| &flat[b * stride..(b + 1) * stride];
     let keep = |b: usize| !(matches!(fill, FillOption::None) && empty[b]);
+    // A plain column's value in every bucket, FILL applied.
+    let plain_column = |expr: &Out| -> Vec<Value> {
+        let mut values: Vec<Value> = (0..n).map(|b| eval_bucket(expr, bucket(b))).collect();
+        fill_column(&mut values, &empty, &times, fill);
+        values
+    };
+    // The time of bucket `b`'s row: a lone selector's point time, else the bucket's.
+    let row_time = |b: usize| -> i64 {
+        match (single_selector, columns) {
+            (
+                true,
+                [
+                    OutColumn {
+                        expr: Out::Agg(i), ..
+                    },
+                ],
+            ) => bucket(b).get(*i).and_then(|v| v.1).unwrap_or(times[b]),
+            _ => times[b],
+        }
+    };
+    if columns.iter().all(|c| !c.expr.has_transform()) {
+        // Plain columns share their rows one to one.
+        let mut values: Vec<std::vec::IntoIter<Value>> = columns
+            .iter()
+            .map(|c| plain_column(&c.expr).into_iter())
+            .collect();
+        let mut rows = Vec::with_capacity(n);
+        for b in 0..n {
+            let row: Vec<Value> = values
+                .iter_mut()
+                .map(|v| v.next().unwrap_or(Value::Null))
+                .collect();
+            if keep(b) {
+                rows.push((row_time(b), row));
+            }
+        }
+        return Ok(rows);
+    }
     let mut sequences: Vec<Vec<(i64, Value)>> = Vec::with_capacity(columns.len());
     for column in columns {
         match &column.expr {
             Out::Transform(spec) => {
-                let mut input: Vec<Value> = per_bucket
-                    .iter()
-                    .map(|v| eval_bucket(&spec.input, v))
-                    .collect();
-                fill_column(&mut input, &empty, &times, fill);
+                let input = plain_column(&spec.input);
                 let rows: Vec<(i64, f64)> = (0..n)
                     .filter(|&b| keep(b))
                     .filter_map(|b| input[b].as_f64().map(|f| (times[b], f)))
@@ -2149,36 +2186,15 @@ fn group_rows(
                 ));
             }
             expr => {
-                let mut values: Vec<Value> =
-                    per_bucket.iter().map(|v| eval_bucket(expr, v)).collect();
-                fill_column(&mut values, &empty, &times, fill);
-                let selector_time = |b: usize| -> i64 {
-                    match (single_selector, expr) {
-                        (true, Out::Agg(i)) => {
-                            per_bucket[b].get(*i).and_then(|v| v.1).unwrap_or(times[b])
-                        }
-                        _ => times[b],
-                    }
-                };
+                let values = plain_column(expr);
                 sequences.push(
                     (0..n)
                         .filter(|&b| keep(b))
-                        .map(|b| (selector_time(b), values[b].clone()))
+                        .map(|b| (times[b], values[b].clone()))
                         .collect(),
                 );
             }
         }
-    }
-    let all_plain = columns.iter().all(|c| !c.expr.has_transform());
-    if all_plain {
-        // Plain columns share their rows one to one.
-        let rows = sequences.first().map_or(0, Vec::len);
-        return Ok((0..rows)
-            .map(|r| {
-                let t = sequences[0][r].0;
-                (t, sequences.iter().map(|s| s[r].1.clone()).collect())
-            })
-            .collect());
     }
     Ok(join_sequences(&sequences))
 }
