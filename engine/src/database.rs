@@ -304,9 +304,12 @@ impl Database {
         self.next_seq.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// Stores `manifest` durably, with the current next file number.
+    /// Stores `manifest` durably, with the current next file number. The directory is
+    /// fsynced first: segments are renamed into place without it (`segment::write_segment`),
+    /// and their names must be durable before a manifest refers to them.
     pub(crate) fn store_manifest(&self, manifest: &mut Manifest) -> Result<()> {
         manifest.next_file_seq = self.next_seq.load(Ordering::SeqCst);
+        fsutil::sync_dir(&self.dir)?;
         manifest.store(&self.dir)
     }
 

@@ -10,7 +10,8 @@
 //!
 //! Invariants: this crate knows nothing of HTTP, query syntax or async runtimes; input read from
 //! disk is never trusted (every decoder checks bounds and reports corruption with file and
-//! offset); `unsafe` lives in the `mmap` module and the directory lock alone.
+//! offset); `unsafe` lives in the `mmap` module and in `fsutil` (directory lock, free space,
+//! write-out) alone: each a thin call the standard library lacks.
 
 mod bytes;
 mod catalog;

@@ -5,8 +5,7 @@
 //! then the footer (one fixed 40-byte entry per column, sorted by column id, so a lookup is a
 //! binary search over the mapped bytes), then a 40-byte trailer that locates the footer.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::bytes::Reader;
@@ -58,8 +57,9 @@ pub(crate) fn segment_file_name(seq: u64, block_start: i64) -> String {
     format!("{seq:016}-{block_start}.tseg")
 }
 
-/// Writes a segment durably (temporary file, fsync, rename, directory fsync) and returns its
-/// description. `columns` must be sorted by column id and non-empty.
+/// Writes a segment (temporary file, fsync, rename) and returns its description; the caller
+/// fsyncs the directory before anything refers to it. `columns` must be sorted by column id
+/// and non-empty.
 pub(crate) fn write_segment(
     dir: &Path,
     seq: u64,
@@ -108,14 +108,9 @@ pub(crate) fn write_segment(
     buf.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
     buf.extend_from_slice(TRAILER_MAGIC);
 
-    let tmp = fsutil::tmp_path(&path);
-    {
-        let mut file = File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
-        file.write_all(&buf).map_err(|e| EngineError::io(&tmp, e))?;
-        file.sync_all().map_err(|e| EngineError::io(&tmp, e))?;
-    }
-    fs::rename(&tmp, &path).map_err(|e| EngineError::io(&path, e))?;
-    fsutil::sync_dir(dir)?;
+    // The directory fsync that makes the name durable comes once for all the segments of a
+    // flush or compaction, before the manifest names them (`Database::store_manifest`).
+    fsutil::write_renamed(&path, &buf)?;
     Ok(SegmentMeta {
         file_name,
         seq,
