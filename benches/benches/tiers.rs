@@ -5,8 +5,10 @@
 //!    segments, rollup segments, total);
 //! 2. hourly mean and p99 over the 30 days, answered from the 1 h tier against the same query
 //!    forced to raw data (`raw_only`): medians of 21 and 7 runs, interleaved, and their ratio;
-//! 3. ingest throughput and per-batch write latency (p50, p99) into a second database with the
-//!    default durability (fsync always), alone and while the first database compacts.
+//! 3. ingest throughput and per-batch write latency (p50, p99) into fresh databases with the
+//!    default durability (fsync always), alone and while the first database compacts from
+//!    scratch: three rounds of each, alternating, each writing a day of data into 8 databases
+//!    in turn (about 400 batches of 5,000 lines), and the median of each measure.
 //!
 //! Run with:
 //!
@@ -14,6 +16,9 @@
 //!
 //! `TIERS_DAYS`, `TIERS_HOSTS`, `TIERS_GPUS` and `TIERS_LLM_RATE` change the dataset;
 //! `TIERS_EXPLAIN=1` prints each query's EXPLAIN ANALYZE;
+//! `TIERS_TAIL=1` prints the tail of each ingest measurement's batch latencies;
+//! `TIERS_COMPACTION_CPU=P` throttles the compaction that runs beside ingest to P % of a core
+//! (default: the engine's default, 25);
 //! `TIERS_PROFILE_RUNS=N` runs only the tier queries, N times each, for a profiler;
 //! `TIERS_DIR=path` keeps the loaded, compacted data there and reuses it on later runs;
 //! `TIERS_QUERY='SELECT ... WHERE $range ...'` replaces the queries with one of your own.
@@ -255,23 +260,30 @@ fn main() {
     if std::env::var("TIERS_PROFILE_RUNS").is_ok() || reuse || bodies.is_empty() {
         return;
     }
-    // Ingest into a second database alone, then while the first one compacts from scratch.
+    // Ingest into fresh databases alone, then while the first one compacts from scratch,
+    // alternating so that a slow spell of the machine falls on both.
     let fresh = generate("1", "2", "4", "1");
     let fresh_bodies = batches(&fresh, 5_000);
-    let measure = |name: &str, compact: bool| {
+    let measure = |name: &str, compact: bool| -> [f64; 3] {
         let dir2 = tempfile::tempdir().expect("tempdir");
         let engine2 = Engine::open(
             dir2.path(),
             EngineOptions {
                 compaction: CompactionOptions {
                     enabled: false,
+                    cpu_percent: std::env::var("TIERS_COMPACTION_CPU")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(CompactionOptions::default().cpu_percent),
                     ..CompactionOptions::default()
                 },
                 ..EngineOptions::default()
             },
         )
         .expect("open");
-        let target = engine2.create_database("ingest").expect("db");
+        let targets: Vec<_> = (0..INGEST_DATABASES)
+            .map(|k| engine2.create_database(&format!("ingest{k}")).expect("db"))
+            .collect();
         let busy = engine2.create_database("tiers").expect("db");
         if compact {
             write_all(&busy, &bodies);
@@ -282,23 +294,69 @@ fn main() {
             std::thread::spawn(move || busy.compact_all().expect("compact").len())
         });
         let started = Instant::now();
-        let (n, mut latencies) = write_all(&target, &fresh_bodies);
+        let (mut n, mut latencies) = (0, Vec::new());
+        for target in &targets {
+            let (values, batch_latencies) = write_all(target, &fresh_bodies);
+            n += values;
+            latencies.extend(batch_latencies);
+        }
         let elapsed = started.elapsed();
         let compacted = compactor.map(|h| h.join().expect("join"));
         latencies.sort();
-        println!(
-            "tiers: ingest {name}: {:.2} M values/s, batch latency p50 {:.2} ms, p99 {:.2} ms{}",
+        if std::env::var("TIERS_TAIL").is_ok() {
+            let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+            let slowest: Vec<String> = latencies
+                .iter()
+                .rev()
+                .take(12)
+                .map(|d| format!("{:.2}", ms(d)))
+                .collect();
+            let p = |q: f64| ms(&percentile(&latencies, q));
+            println!(
+                "tiers: latency tail {name}: p90 {:.2} p95 {:.2} p98 {:.2} ms; slowest {}",
+                p(90.0),
+                p(95.0),
+                p(98.0),
+                slowest.join(" ")
+            );
+        }
+        let measures = [
             n as f64 / elapsed.as_secs_f64() / 1e6,
             percentile(&latencies, 50.0).as_secs_f64() * 1000.0,
             percentile(&latencies, 99.0).as_secs_f64() * 1000.0,
+        ];
+        println!(
+            "tiers: ingest {name}: {:.2} M values/s, {} batches, latency p50 {:.2} ms, p99 {:.2} ms{}",
+            measures[0],
+            latencies.len(),
+            measures[1],
+            measures[2],
             compacted.map_or(String::new(), |c| format!(
                 " ({c} blocks compacted alongside)"
             ))
         );
+        measures
     };
-    measure("alone", false);
-    measure("while compacting", true);
+    let (mut alone, mut compacting) = (Vec::new(), Vec::new());
+    for _ in 0..INGEST_ROUNDS {
+        alone.push(measure("alone", false));
+        compacting.push(measure("while compacting", true));
+    }
+    for (name, runs) in [("alone", alone), ("while compacting", compacting)] {
+        let m = |k: usize| median(runs.iter().map(|r| r[k]).collect());
+        println!(
+            "tiers: ingest {name}, median of {INGEST_ROUNDS}: {:.2} M values/s, latency p50 {:.2} ms, p99 {:.2} ms",
+            m(0),
+            m(1),
+            m(2)
+        );
+    }
 }
+
+/// Databases each ingest measurement writes a day of data into, one after another.
+const INGEST_DATABASES: usize = 8;
+/// Rounds of ingest alone and while compacting.
+const INGEST_ROUNDS: usize = 3;
 
 /// The window start for `days` days ending 2026-12-01.
 fn start_of(days: &str) -> String {
