@@ -303,15 +303,15 @@ fn main() {
         let elapsed = started.elapsed();
         let compacted = compactor.map(|h| h.join().expect("join"));
         latencies.sort();
+        let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+        let p = |q: f64| ms(&percentile(&latencies, q));
         if std::env::var("TIERS_TAIL").is_ok() {
-            let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
             let slowest: Vec<String> = latencies
                 .iter()
                 .rev()
                 .take(12)
                 .map(|d| format!("{:.2}", ms(d)))
                 .collect();
-            let p = |q: f64| ms(&percentile(&latencies, q));
             println!(
                 "tiers: latency tail {name}: p90 {:.2} p95 {:.2} p98 {:.2} ms; slowest {}",
                 p(90.0),
@@ -320,11 +320,7 @@ fn main() {
                 slowest.join(" ")
             );
         }
-        let measures = [
-            n as f64 / elapsed.as_secs_f64() / 1e6,
-            percentile(&latencies, 50.0).as_secs_f64() * 1000.0,
-            percentile(&latencies, 99.0).as_secs_f64() * 1000.0,
-        ];
+        let measures = [n as f64 / elapsed.as_secs_f64() / 1e6, p(50.0), p(99.0)];
         println!(
             "tiers: ingest {name}: {:.2} M values/s, {} batches, latency p50 {:.2} ms, p99 {:.2} ms{}",
             measures[0],

@@ -338,7 +338,7 @@ impl PendingSketches {
                 let Some(k) = next else { break };
                 seen = seen.saturating_add(heads[k].1);
                 if seen > above {
-                    answer = Some(crate::sketch::bin_value(best).clamp(min, max));
+                    answer = Some(crate::sketch::value_of(best).clamp(min, max));
                     break;
                 }
                 let w = &mut walks[k];
@@ -844,25 +844,30 @@ impl RollupRows {
             let bytes = r.len_bytes(64 << 20, "rollup stream")?;
             Ok((at, bytes))
         }
-        let encoding_byte = |at: usize, bytes: &[u8]| -> Result<(u8, usize), DecodeError> {
-            bytes.first().map(|b| (*b, 1)).ok_or_else(|| DecodeError {
+        /// A stream's encoding (its first byte, as `from_byte` reads it) and the bytes after it.
+        fn encoded<'p, E>(
+            at: usize,
+            bytes: &'p [u8],
+            from_byte: fn(u8) -> Option<E>,
+            what: &str,
+        ) -> Result<(E, &'p [u8]), DecodeError> {
+            let (&first, rest) = bytes.split_first().ok_or_else(|| DecodeError {
                 offset: at,
                 reason: "empty rollup stream".into(),
-            })
-        };
+            })?;
+            let e = from_byte(first).ok_or_else(|| DecodeError {
+                offset: at,
+                reason: format!("unknown {what} encoding"),
+            })?;
+            Ok((e, rest))
+        }
         let (at, bytes) = stream(&mut r)?;
         codec::decode_timestamps(ts_encoding, bytes, rows, &mut out.times)
             .map_err(|e| codec_error(at, e))?;
         let (at, bytes) = stream(&mut r)?;
-        let (e, skip) = encoding_byte(at, bytes)?;
-        let e = ValueEncoding::from_byte(e).ok_or_else(|| DecodeError {
-            offset: at,
-            reason: "unknown count encoding".into(),
-        })?;
-
+        let (e, bytes) = encoded(at, bytes, ValueEncoding::from_byte, "count")?;
         let mut counts = std::mem::take(&mut out.first_times);
-        codec::decode_i64(e, &bytes[skip..], rows, &mut counts)
-            .map_err(|err| codec_error(at, err))?;
+        codec::decode_i64(e, bytes, rows, &mut counts).map_err(|err| codec_error(at, err))?;
         out.counts.extend(counts.iter().map(|c| (*c).max(0) as u64));
         counts.clear();
         out.first_times = counts;
@@ -877,13 +882,8 @@ impl RollupRows {
                 target.resize(rows, 0);
                 continue;
             }
-            let (e, skip) = encoding_byte(at, bytes)?;
-            let e = TsEncoding::from_byte(e).ok_or_else(|| DecodeError {
-                offset: at,
-                reason: "unknown time encoding".into(),
-            })?;
-            codec::decode_timestamps(e, &bytes[skip..], rows, target)
-                .map_err(|err| codec_error(at, err))?;
+            let (e, bytes) = encoded(at, bytes, TsEncoding::from_byte, "time")?;
+            codec::decode_timestamps(e, bytes, rows, target).map_err(|err| codec_error(at, err))?;
         }
         let numeric = field_type.is_numeric();
         let n_value_streams = if numeric { 5 } else { 2 };
@@ -900,24 +900,16 @@ impl RollupRows {
                 fill_placeholders(target, rows);
                 continue;
             }
-            let (e, skip) = encoding_byte(at, bytes)?;
-            let e = ValueEncoding::from_byte(e).ok_or_else(|| DecodeError {
-                offset: at,
-                reason: "unknown value encoding".into(),
-            })?;
-            decode_typed(e, &bytes[skip..], rows, target).map_err(|err| codec_error(at, err))?;
+            let (e, bytes) = encoded(at, bytes, ValueEncoding::from_byte, "value")?;
+            decode_typed(e, bytes, rows, target).map_err(|err| codec_error(at, err))?;
         }
         if numeric && !parts.sums {
             stream(&mut r)?;
             out.sum_overflow.resize(rows, false);
         } else if numeric {
             let (at, bytes) = stream(&mut r)?;
-            let (e, skip) = encoding_byte(at, bytes)?;
-            let e = ValueEncoding::from_byte(e).ok_or_else(|| DecodeError {
-                offset: at,
-                reason: "unknown overflow encoding".into(),
-            })?;
-            codec::decode_bool(e, &bytes[skip..], rows, &mut out.sum_overflow)
+            let (e, bytes) = encoded(at, bytes, ValueEncoding::from_byte, "overflow")?;
+            codec::decode_bool(e, bytes, rows, &mut out.sum_overflow)
                 .map_err(|err| codec_error(at, err))?;
         }
         let mut apart;

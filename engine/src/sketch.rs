@@ -228,7 +228,8 @@ pub(crate) fn likely_bins(min: f64, max: f64) -> Option<(i32, i32)> {
         .then(|| (index_of(min) - 1, index_of(max) + 1))
 }
 
-fn value_of(index: i32) -> f64 {
+/// The value a sketch reports for a bin (see [`Sketch::value_at_rank`]).
+pub(crate) fn value_of(index: i32) -> f64 {
     // The point of bin (γ^(i−1), γ^i] with equal relative distance to both ends.
     2.0 * gamma().powi(index) / (gamma() + 1.0)
 }
@@ -677,7 +678,7 @@ fn encode_packed_range(occupied: &[u64], lowest: i32, out: &mut Vec<u8>) {
 /// checksum guards the bytes, and a walk that meets bytes out of shape stops. It holds
 /// offsets, not the bytes, so walks of many sketches fit in one reused buffer: each step is
 /// given the sketch's bytes again.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct TopDown {
     lowest: i32,
     width: usize,
@@ -707,16 +708,7 @@ impl TopDown {
             return None;
         }
         let Some(range) = PackedRange::read(&mut r).ok()? else {
-            return Some(TopDown {
-                lowest: 0,
-                width: 0,
-                occupied: None,
-                more: 0,
-                tail_start: 0,
-                tail_end: 0,
-                left: 0,
-                at: 0,
-            });
+            return Some(TopDown::default());
         };
         let tail_start = r.position();
         let more = tail_start - range.more.len();
@@ -797,11 +789,6 @@ impl TopDown {
     }
 }
 
-/// The value a sketch reports for a bin: see [`Sketch::value_at_rank`].
-pub(crate) fn bin_value(index: i32) -> f64 {
-    value_of(index)
-}
-
 /// An empty sketch in the packed form is its count alone.
 fn empty_end(r: &Reader<'_>) -> Result<(), DecodeError> {
     if r.is_empty() {
@@ -859,17 +846,7 @@ impl<'a> PackedRange<'a> {
             if bitmap[0] & 1 == 0 || bitmap[last / 8] >> (last % 8) != 1 {
                 return Err(r.error("sketch bin bitmap does not match its range"));
             }
-            let words = bitmap.chunks_exact(8);
-            let tail = words
-                .remainder()
-                .iter()
-                .map(|b| b.count_ones() as usize)
-                .sum::<usize>();
-            let nonzero = words
-                .map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
-                .map(|w| w.count_ones() as usize)
-                .sum::<usize>()
-                + tail;
+            let nonzero = bitmap_words(bitmap).map(|w| w.count_ones() as usize).sum();
             (Some(bitmap), nonzero)
         };
         let more = r.bytes(nonzero.div_ceil(8))?;
@@ -911,10 +888,7 @@ impl<'a> PackedRange<'a> {
         match self.occupied {
             Some(bitmap) => {
                 let mut k = 0;
-                for (w, bytes) in bitmap.chunks(8).enumerate() {
-                    let mut word = [0u8; 8];
-                    word[..bytes.len()].copy_from_slice(bytes);
-                    let mut word = u64::from_le_bytes(word);
+                for (w, mut word) in bitmap_words(bitmap).enumerate() {
                     while word != 0 {
                         let bit = word.trailing_zeros() as usize;
                         word &= word - 1;
@@ -942,6 +916,15 @@ impl<'a> PackedRange<'a> {
         }
         Ok(total)
     }
+}
+
+/// A bitmap's bytes as little-endian 64-bit words, the last one padded with zeros.
+fn bitmap_words(bitmap: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    bitmap.chunks(8).map(|bytes| {
+        let mut word = [0u8; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        u64::from_le_bytes(word)
+    })
 }
 
 /// Walks `nonzero` stored (index or gap, count) pairs, checking each, and calls `visit` with

@@ -210,6 +210,12 @@ impl Welford {
     }
 }
 
+/// The 0-based rank of the `p`th percentile of `n` values by the nearest-rank method (as
+/// InfluxDB picks it); None when it falls below the first value. It may pass the last.
+fn nearest_rank(n: u64, p: f64) -> Option<u64> {
+    u64::try_from(((n as f64) * p / 100.0 + 0.5).floor() as i64 - 1).ok()
+}
+
 /// Why a rollup row cannot feed an aggregate.
 #[derive(Debug)]
 pub(crate) enum RollupUnfit {
@@ -872,9 +878,7 @@ impl Accumulator {
                     && s[b].is_empty()
                 {
                     self.rollup_sketches.group();
-                    let n = self.rollup_sketches.count(b);
-                    let i = ((n as f64) * p / 100.0 + 0.5).floor() as i64 - 1;
-                    if let Ok(rank) = u64::try_from(i)
+                    if let Some(rank) = nearest_rank(self.rollup_sketches.count(b), p)
                         && let Some(v) = self.rollup_sketches.value_at_rank_from_top(b, rank)
                     {
                         return (typed(v), None);
@@ -897,12 +901,7 @@ impl Accumulator {
                 let n = sketch.count();
                 let value = match kind {
                     AggKind::Percentile(p) => {
-                        let i = ((n as f64) * p / 100.0 + 0.5).floor() as i64 - 1;
-                        if i < 0 {
-                            None
-                        } else {
-                            sketch.value_at_rank(i as u64)
-                        }
+                        nearest_rank(n, p).and_then(|rank| sketch.value_at_rank(rank))
                     }
                     AggKind::Median if n > 0 => {
                         if n % 2 == 1 {
@@ -948,12 +947,11 @@ impl Accumulator {
                     }
                     AggKind::Percentile(p) => {
                         samples.sort_by(|a, b| compare_values(&a.1, &b.1).then(a.0.cmp(&b.0)));
-                        let n = samples.len();
-                        let i = ((n as f64) * p / 100.0 + 0.5).floor() as i64 - 1;
-                        if i < 0 || i as usize >= n {
+                        let rank = nearest_rank(samples.len() as u64, p);
+                        let Some((t, v)) = rank.and_then(|i| samples.get(usize::try_from(i).ok()?))
+                        else {
                             return (Value::Null, None);
-                        }
-                        let (t, v) = &samples[i as usize];
+                        };
                         (v.clone(), Some(*t))
                     }
                     AggKind::Mode => {

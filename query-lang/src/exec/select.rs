@@ -2138,18 +2138,18 @@ fn group_rows(
         values
     };
     // The time of bucket `b`'s row: a lone selector's point time, else the bucket's.
+    let selector = match columns {
+        [
+            OutColumn {
+                expr: Out::Agg(i), ..
+            },
+        ] if single_selector => Some(*i),
+        _ => None,
+    };
     let row_time = |b: usize| -> i64 {
-        match (single_selector, columns) {
-            (
-                true,
-                [
-                    OutColumn {
-                        expr: Out::Agg(i), ..
-                    },
-                ],
-            ) => bucket(b).get(*i).and_then(|v| v.1).unwrap_or(times[b]),
-            _ => times[b],
-        }
+        selector
+            .and_then(|i| bucket(b).get(i).and_then(|v| v.1))
+            .unwrap_or(times[b])
     };
     if columns.iter().all(|c| !c.expr.has_transform()) {
         // Plain columns share their rows one to one.
