@@ -177,15 +177,27 @@ fn wal_dir(dir: &Path) -> PathBuf {
 type BlockSegments<'a> = (Vec<&'a Arc<Segment>>, Vec<&'a Arc<Segment>>);
 
 impl Database {
-    /// Creates a new, empty database directory.
-    pub(crate) fn create(dir: &Path, name: &str, options: Arc<EngineOptions>) -> Result<Database> {
-        fsutil::create_dir_durable(dir)?;
+    /// Creates a new, empty database directory at `dir`, built at `building` (a sibling, left
+    /// over from an interrupted create or not there) and renamed into place once its manifest
+    /// is written, so that a crash never leaves `dir` without one.
+    pub(crate) fn create(
+        building: &Path,
+        dir: &Path,
+        name: &str,
+        options: Arc<EngineOptions>,
+    ) -> Result<Database> {
+        if building.exists() {
+            std::fs::remove_dir_all(building).map_err(|e| EngineError::io(building, e))?;
+        }
+        fsutil::create_dir_durable(building)?;
         let manifest = Manifest {
             name: name.to_string(),
             next_file_seq: 1,
             ..Manifest::default()
         };
-        manifest.store(dir)?;
+        manifest.store(building)?;
+        std::fs::rename(building, dir).map_err(|e| EngineError::io(dir, e))?;
+        fsutil::sync_dir(dir.parent().unwrap_or(Path::new(".")))?;
         Database::open(dir, options)
     }
 

@@ -17,6 +17,9 @@ use crate::wal::FsyncPolicy;
 
 const DATABASES_DIR: &str = "dbs";
 const DROPPED_PREFIX: &str = ".dropped-";
+/// A database being created lives under this prefix until its manifest is written, then is
+/// renamed into place: a directory under a database's own name always has a manifest.
+const CREATING_PREFIX: &str = ".creating-";
 
 struct Shared {
     dir: PathBuf,
@@ -55,6 +58,25 @@ pub fn validate_database_name(name: &str) -> Result<()> {
 
 /// The directory name of a database: the name with every byte outside `[A-Za-z0-9_-]`
 /// percent-encoded, so any name is a safe, unique file name.
+/// Whether `dir` is what a create interrupted before its manifest was written left under the
+/// database's own name, as creates did before they were renamed into place: no manifest and
+/// nothing but temporary files.
+fn is_unfinished_create(dir: &Path) -> bool {
+    if dir.join(crate::manifest::MANIFEST_FILE).exists() {
+        return false;
+    }
+    std::fs::read_dir(dir).is_ok_and(|mut entries| {
+        entries.all(|entry| {
+            entry.is_ok_and(|e| {
+                e.path().is_file()
+                    && e.file_name()
+                        .to_string_lossy()
+                        .ends_with(fsutil::TMP_SUFFIX)
+            })
+        })
+    })
+}
+
 fn directory_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
@@ -84,12 +106,19 @@ impl Engine {
             let entry = entry.map_err(|e| EngineError::io(&dbs_dir, e))?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with(DROPPED_PREFIX) {
-                // A drop that was interrupted after the rename: finish it.
+            if name.starts_with(DROPPED_PREFIX) || name.starts_with(CREATING_PREFIX) {
+                // A drop interrupted after its rename, or a create before its own: finish the
+                // drop, forget the create.
                 let _ = std::fs::remove_dir_all(entry.path());
                 continue;
             }
             if entry.path().is_dir() {
+                if is_unfinished_create(&entry.path()) {
+                    tracing::warn!(path = %entry.path().display(), "removing a database directory whose creation was interrupted");
+                    std::fs::remove_dir_all(entry.path())
+                        .map_err(|e| EngineError::io(entry.path(), e))?;
+                    continue;
+                }
                 paths.push(entry.path());
             }
         }
@@ -160,16 +189,15 @@ impl Engine {
         if let Some(db) = self.database(name) {
             return Ok(db);
         }
-        let dir = self
-            .shared
-            .dir
-            .join(DATABASES_DIR)
-            .join(directory_name(name));
-        if dir.exists() {
-            // A create that crashed before its manifest was written leaves an empty directory.
-            std::fs::remove_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
-        }
-        let db = Arc::new(Database::create(&dir, name, self.shared.options.clone())?);
+        let dbs = self.shared.dir.join(DATABASES_DIR);
+        let dir = dbs.join(directory_name(name));
+        let building = dbs.join(format!("{CREATING_PREFIX}{}", directory_name(name)));
+        let db = Arc::new(Database::create(
+            &building,
+            &dir,
+            name,
+            self.shared.options.clone(),
+        )?);
         self.shared
             .databases
             .write()

@@ -363,6 +363,34 @@ fn databases_are_created_listed_dropped_and_a_directory_cannot_be_opened_twice()
 }
 
 #[test]
+fn creates_interrupted_by_a_crash_are_forgotten_at_start_and_damage_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Engine::open(dir.path(), options()).unwrap());
+    let dbs = dir.path().join("dbs");
+    // Killed before the rename into place, and (as creates were before it) before the
+    // manifest of a directory under the database's own name was written.
+    std::fs::create_dir(dbs.join(".creating-x")).unwrap();
+    std::fs::write(dbs.join(".creating-x/MANIFEST"), b"partial").unwrap();
+    std::fs::create_dir(dbs.join("y")).unwrap();
+    std::fs::write(dbs.join("y/MANIFEST.tmp"), b"partial").unwrap();
+    std::fs::create_dir(dbs.join("empty")).unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    assert!(engine.database_names().is_empty());
+    for leftover in [".creating-x", "y", "empty"] {
+        assert!(!dbs.join(leftover).exists(), "{leftover}");
+    }
+    engine.create_database("x").unwrap();
+    assert!(!dbs.join(".creating-x").exists());
+    drop(engine);
+    // A directory that holds more than temporary files and no manifest is damage: refused.
+    std::fs::create_dir_all(dbs.join("w/wal")).unwrap();
+    assert!(matches!(
+        Engine::open(dir.path(), options()),
+        Err(EngineError::Corrupt { .. })
+    ));
+}
+
+#[test]
 fn chunk_statistics_describe_whole_hour_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path(), options()).unwrap();
