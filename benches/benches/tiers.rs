@@ -16,7 +16,8 @@
 //!
 //! `TIERS_DAYS`, `TIERS_HOSTS`, `TIERS_GPUS` and `TIERS_LLM_RATE` change the dataset;
 //! `TIERS_EXPLAIN=1` prints each query's EXPLAIN ANALYZE;
-//! `TIERS_TAIL=1` prints the tail of each ingest measurement's batch latencies;
+//! `TIERS_TAIL=1` prints the tail of each ingest measurement's batch latencies and where in
+//! its database's day each of the slowest batches fell;
 //! `TIERS_COMPACTION_CPU=P` throttles the compaction that runs beside ingest to P % of a core
 //! (default: the engine's default, 25);
 //! `TIERS_PROFILE_RUNS=N` runs only the tier queries, N times each, for a profiler;
@@ -295,10 +296,31 @@ fn main() {
         });
         let started = Instant::now();
         let (mut n, mut latencies) = (0, Vec::new());
+        let mut positions = Vec::new();
         for target in &targets {
             let (values, batch_latencies) = write_all(target, &fresh_bodies);
             n += values;
+            positions.extend(
+                batch_latencies
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .map(|(i, d)| (d, i)),
+            );
             latencies.extend(batch_latencies);
+        }
+        if std::env::var("TIERS_TAIL").is_ok() {
+            positions.sort();
+            let at: Vec<String> = positions
+                .iter()
+                .rev()
+                .take(12)
+                .map(|(_, i)| i.to_string())
+                .collect();
+            println!(
+                "tiers: slowest batches' positions in their database: {}",
+                at.join(" ")
+            );
         }
         let elapsed = started.elapsed();
         let compacted = compactor.map(|h| h.join().expect("join"));

@@ -254,7 +254,16 @@ impl Database {
             .next_file_seq
             .max(report.last_seq.map_or(0, |s| s + 1))
             .max(1);
-        let wal = Wal::create(&wal_path, next_seq, options.fsync, options.wal_rotate_bytes)?;
+        let wal = Wal::create(
+            &wal_path,
+            next_seq,
+            wal::WalSettings {
+                policy: options.fsync,
+                rotate_bytes: options.wal_rotate_bytes,
+                preallocate: options.wal_preallocate,
+                min_free_bytes: options.min_free_disk_bytes,
+            },
+        )?;
         manifest.next_file_seq = next_seq + 1;
         if report.records > 0 || !report.truncated.is_empty() {
             tracing::info!(
@@ -331,6 +340,7 @@ impl Database {
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.wal.stop_preallocating();
     }
 
     /// Waits for a running flush to finish and keeps others from starting while held.
@@ -1492,6 +1502,19 @@ fn remove_leftovers(dir: &Path, manifest: &Manifest) -> Result<()> {
     for (seq, path) in wal::list_files(&wal_path)? {
         if seq < manifest.wal_start_seq {
             std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
+        }
+    }
+    // WAL files whose preallocation was interrupted: they never held a record.
+    if let Ok(entries) = std::fs::read_dir(&wal_path) {
+        for entry in entries {
+            let entry = entry.map_err(|e| EngineError::io(&wal_path, e))?;
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .ends_with(fsutil::TMP_SUFFIX)
+            {
+                std::fs::remove_file(entry.path()).map_err(|e| EngineError::io(entry.path(), e))?;
+            }
         }
     }
     Ok(())

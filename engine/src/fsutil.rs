@@ -1,7 +1,7 @@
 //! File-system helpers: durable atomic replacement, directory fsync and the data-directory lock.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +50,29 @@ fn write_and_sync(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
         offset += piece.len();
     }
     file.sync_all()
+}
+
+/// Appends `len` zero bytes to `file`, written out piece by piece as [`write_and_sync`] does,
+/// then fsyncs it. Returns `Ok(false)` without the fsync when `stop` is set between pieces.
+pub(crate) fn append_zeros_and_sync(
+    file: &mut File,
+    len: u64,
+    stop: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<bool> {
+    let zeros = vec![0u8; WRITEBACK_PIECE];
+    let mut offset = file.stream_position()?;
+    let end = offset.saturating_add(len);
+    while offset < end {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let piece = (end - offset).min(WRITEBACK_PIECE as u64) as usize;
+        file.write_all(&zeros[..piece])?;
+        write_out(file, offset as usize, piece)?;
+        offset += piece as u64;
+    }
+    file.sync_all()?;
+    Ok(true)
 }
 
 /// Writes `len` bytes of `file` from `offset` out to the disk and waits for them.

@@ -39,6 +39,7 @@ mod segment;
 mod sketch;
 mod wal;
 mod walrecord;
+mod walspare;
 
 pub use catalog::TagMatcher;
 pub use chunk::{ChunkStats, ColumnValues, ValueStats};

@@ -17,6 +17,9 @@ pub struct EngineOptions {
     /// Skip corrupt WAL records in the middle of a file at start instead of refusing to start
     /// (default false).
     pub wal_skip_corrupt: bool,
+    /// Write each next WAL file, zero-filled, before it is needed, so that a write's fsync
+    /// commits no file-system journal transaction (default true; see `docs/storage.md`).
+    pub wal_preallocate: bool,
     /// Chunks never cross a multiple of this duration (default 1 h).
     pub chunk_span: Duration,
     /// Most points per chunk (default 1024; at most 65536).
@@ -179,6 +182,7 @@ impl Default for EngineOptions {
         EngineOptions {
             fsync: FsyncPolicy::Always,
             wal_rotate_bytes: 64 << 20,
+            wal_preallocate: true,
             wal_skip_corrupt: false,
             chunk_span: Duration::from_secs(3600),
             max_chunk_points: 1024,

@@ -21,6 +21,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{EngineError, Result};
 use crate::fsutil;
+use crate::walspare::{SpareFile, Spares};
 
 pub(crate) const WAL_MAGIC: &[u8; 8] = b"TALLYWAL";
 pub(crate) const WAL_VERSION: u32 = 1;
@@ -28,6 +29,26 @@ pub(crate) const FILE_HEADER_LEN: usize = 16;
 pub(crate) const FRAME_HEADER_LEN: usize = 12;
 /// The largest record payload; a batch that would encode larger is split by the writer.
 pub(crate) const MAX_RECORD_BYTES: usize = 256 << 20;
+/// The length of the first WAL file a database opens with, written zero-filled before it is
+/// used (at most the rotation size).
+const FIRST_FILE_BYTES: u64 = 8 << 20;
+/// The smallest spare WAL file; each is sized after what the previous files took (up to the
+/// rotation size).
+const MIN_SPARE_BYTES: u64 = 1 << 20;
+/// Damage that contains a zero-filled, aligned sector of this size is an unwritten stretch of a
+/// preallocated file.
+const SECTOR: usize = 512;
+
+/// How the WAL of one database is kept.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WalSettings {
+    pub(crate) policy: FsyncPolicy,
+    pub(crate) rotate_bytes: u64,
+    /// Write the next file, zero-filled, before it is needed (see `walspare`).
+    pub(crate) preallocate: bool,
+    /// Free space a preallocated file must leave on the file system.
+    pub(crate) min_free_bytes: u64,
+}
 
 /// When a write is made durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,7 +153,7 @@ fn frame_header(payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
     header
 }
 
-fn file_header() -> [u8; FILE_HEADER_LEN] {
+pub(crate) fn file_header() -> [u8; FILE_HEADER_LEN] {
     let mut header = [0u8; FILE_HEADER_LEN];
     header[0..8].copy_from_slice(WAL_MAGIC);
     header[8..12].copy_from_slice(&WAL_VERSION.to_le_bytes());
@@ -148,6 +169,15 @@ struct WriterState {
     seq: u64,
     /// Bytes in the current file.
     size: u64,
+    /// Bytes of the current file that were allocated and zero-filled before use; appends
+    /// within them need no metadata update.
+    prealloc_end: u64,
+    /// The lowest WAL sequence number not yet used by a file or a spare.
+    next_seq: u64,
+    /// Once the current file holds this many bytes, the next spare is started.
+    spare_due: u64,
+    /// The length of that spare.
+    spare_len: u64,
     /// Bytes appended since the WAL was opened, over all files: the log sequence number.
     lsn: u64,
     rotate_bytes: u64,
@@ -168,6 +198,7 @@ pub(crate) struct Wal {
     sync: Mutex<SyncState>,
     synced: Condvar,
     policy: FsyncPolicy,
+    spares: Spares,
 }
 
 /// A locked WAL: appends made through it are ordered, and the caller may apply them to the
@@ -179,14 +210,16 @@ pub(crate) struct WalGuard<'a> {
 
 impl Wal {
     /// Creates a new WAL file numbered `seq` in `dir` and opens it for appending.
-    pub(crate) fn create(
-        dir: &Path,
-        seq: u64,
-        policy: FsyncPolicy,
-        rotate_bytes: u64,
-    ) -> Result<Wal> {
+    pub(crate) fn create(dir: &Path, seq: u64, settings: WalSettings) -> Result<Wal> {
         fsutil::create_dir_durable(dir)?;
-        let (file, sync_handle) = create_file(dir, seq)?;
+        let spares = Spares::new(dir, settings.preallocate, settings.min_free_bytes);
+        let first_len = if spares.may_prepare(FIRST_FILE_BYTES.min(settings.rotate_bytes)) {
+            FIRST_FILE_BYTES.min(settings.rotate_bytes)
+        } else {
+            FILE_HEADER_LEN as u64
+        };
+        let (file, sync_handle) = create_file(dir, seq, first_len)?;
+        let (spare_due, spare_len) = spare_plan(first_len, 0, settings.rotate_bytes);
         Ok(Wal {
             writer: Mutex::new(WriterState {
                 dir: dir.to_path_buf(),
@@ -194,8 +227,12 @@ impl Wal {
                 sync_handle,
                 seq,
                 size: FILE_HEADER_LEN as u64,
+                prealloc_end: first_len,
+                next_seq: seq + 1,
+                spare_due,
+                spare_len,
                 lsn: 0,
-                rotate_bytes,
+                rotate_bytes: settings.rotate_bytes,
                 broken: None,
             }),
             sync: Mutex::new(SyncState {
@@ -204,7 +241,8 @@ impl Wal {
                 failed: None,
             }),
             synced: Condvar::new(),
-            policy,
+            policy: settings.policy,
+            spares,
         })
     }
 
@@ -271,6 +309,11 @@ impl Wal {
         Ok(())
     }
 
+    /// Stops preparing spare files (the database is closing).
+    pub(crate) fn stop_preallocating(&self) {
+        self.spares.stop();
+    }
+
     /// Bytes appended since open (all files).
     pub(crate) fn lsn(&self) -> u64 {
         self.writer.lock().lsn
@@ -286,7 +329,21 @@ fn wal_broken(reason: &str) -> EngineError {
     }
 }
 
-fn create_file(dir: &Path, seq: u64) -> Result<(File, Arc<File>)> {
+/// When to start the next spare and how long to make it, for a file preallocated to `len`
+/// bytes (the header alone when it was not) that follows one closed at `closed_size` bytes.
+/// A preallocated file asks for a spare twice its length once it is half full; a plain file
+/// asks at once for one twice what the closed file took.
+fn spare_plan(len: u64, closed_size: u64, rotate_bytes: u64) -> (u64, u64) {
+    let floor = MIN_SPARE_BYTES.min(rotate_bytes);
+    if len > FILE_HEADER_LEN as u64 {
+        (len / 2, len.saturating_mul(2).clamp(floor, rotate_bytes))
+    } else {
+        (0, closed_size.saturating_mul(2).clamp(floor, rotate_bytes))
+    }
+}
+
+/// Creates WAL file `seq`, zero-filled to `len` bytes when that is more than its header.
+fn create_file(dir: &Path, seq: u64, len: u64) -> Result<(File, Arc<File>)> {
     let path = dir.join(wal_file_name(seq));
     let mut file = OpenOptions::new()
         .create_new(true)
@@ -295,7 +352,12 @@ fn create_file(dir: &Path, seq: u64) -> Result<(File, Arc<File>)> {
         .map_err(|e| EngineError::io(&path, e))?;
     file.write_all(&file_header())
         .map_err(|e| EngineError::io(&path, e))?;
-    file.sync_all().map_err(|e| EngineError::io(&path, e))?;
+    let zeros = len.saturating_sub(FILE_HEADER_LEN as u64);
+    let never = std::sync::atomic::AtomicBool::new(false);
+    fsutil::append_zeros_and_sync(&mut file, zeros, &never)
+        .map_err(|e| EngineError::io(&path, e))?;
+    file.seek(SeekFrom::Start(FILE_HEADER_LEN as u64))
+        .map_err(|e| EngineError::io(&path, e))?;
     fsutil::sync_dir(dir)?;
     let handle = file.try_clone().map_err(|e| EngineError::io(&path, e))?;
     Ok((file, Arc::new(handle)))
@@ -319,8 +381,14 @@ impl WalGuard<'_> {
                 ),
             });
         }
+        let n = (FRAME_HEADER_LEN + payload.len()) as u64;
         if state.size >= state.rotate_bytes {
             self.rotate()?;
+        } else if state.size + n > state.prealloc_end
+            && let Some(spare) = self.wal.spares.take_ready()
+        {
+            // The current file would grow: move on to the ready spare.
+            self.switch_file(Some(spare))?;
         }
         let state = &mut *self.state;
         let header = frame_header(payload);
@@ -339,17 +407,31 @@ impl WalGuard<'_> {
                     "write failed ({e}) and truncating back failed ({rollback_error})"
                 ));
             }
+            state.prealloc_end = state.prealloc_end.min(state.size);
             return Err(EngineError::io(path, e));
         }
-        let n = (FRAME_HEADER_LEN + payload.len()) as u64;
         state.size += n;
         state.lsn += n;
+        if state.size >= state.spare_due {
+            state.spare_due = u64::MAX;
+            if self.wal.spares.prepare(state.next_seq, state.spare_len) {
+                state.next_seq += 1;
+            }
+        }
         Ok(state.lsn)
     }
 
     /// Closes the current file (fsynced, so everything before it is durable) and starts the
-    /// next one. Returns the sequence number of the new file.
+    /// next one: the spare if one is ready, else a new file. Returns the sequence number of the
+    /// new file.
     pub(crate) fn rotate(&mut self) -> Result<u64> {
+        let spare = self.wal.spares.take_or_abandon();
+        self.switch_file(spare)
+    }
+
+    /// Moves appends on to `spare` or, without one, a new plain file (creating a zero-filled
+    /// one here would hold up every writer).
+    fn switch_file(&mut self, spare: Option<SpareFile>) -> Result<u64> {
         let state = &mut *self.state;
         if let Some(reason) = &state.broken {
             return Err(wal_broken(reason));
@@ -361,17 +443,36 @@ impl WalGuard<'_> {
             state.broken = Some(format!("fsync of {} failed: {e}", path.display()));
             return Err(EngineError::io(path, e));
         }
-        let next = state.seq + 1;
-        let (file, handle) = create_file(&state.dir, next)?;
+        let (file, handle, seq, prealloc_end) = match spare {
+            Some(spare) => {
+                let spare_path = state.dir.join(wal_file_name(spare.seq));
+                let io = |e| EngineError::io(&spare_path, e);
+                let handle = spare.file.try_clone().map_err(io)?;
+                let mut file = spare.file;
+                file.seek(SeekFrom::Start(FILE_HEADER_LEN as u64))
+                    .map_err(io)?;
+                (file, Arc::new(handle), spare.seq, spare.len)
+            }
+            None => {
+                let len = FILE_HEADER_LEN as u64;
+                let (file, handle) = create_file(&state.dir, state.next_seq, len)?;
+                (file, handle, state.next_seq, len)
+            }
+        };
+        let closed_size = state.size;
         state.file = file;
         state.sync_handle = handle;
-        state.seq = next;
+        state.seq = seq;
+        state.next_seq = state.next_seq.max(seq + 1);
         state.size = FILE_HEADER_LEN as u64;
+        state.prealloc_end = prealloc_end;
         if self.wal.policy != FsyncPolicy::Never {
             let mut sync = self.wal.sync.lock();
             sync.synced_lsn = sync.synced_lsn.max(state.lsn);
         }
-        Ok(next)
+        (state.spare_due, state.spare_len) =
+            spare_plan(prealloc_end, closed_size, state.rotate_bytes);
+        Ok(seq)
     }
 }
 
@@ -412,8 +513,10 @@ pub(crate) fn replay(
         report.files += 1;
         report.last_seq = Some(seq);
         let data = fs::read(&path).map_err(|e| EngineError::io(&path, e))?;
+        let torn_before = report.truncated.len();
         let valid_len = replay_file(&path, &data, skip_corrupt, &mut report, &mut apply)?;
-        if (valid_len as usize) < data.len() {
+        // A preallocated file's zero-filled end is left in place; a torn tail is cut off.
+        if report.truncated.len() > torn_before && (valid_len as usize) < data.len() {
             let file = OpenOptions::new()
                 .write(true)
                 .open(&path)
@@ -478,36 +581,56 @@ pub(crate) fn replay_file(
                 report.bytes += (FRAME_HEADER_LEN + payload_len) as u64;
                 pos = start + payload_len;
             }
-            Err(reason) => match find_next_frame(data, pos + 1) {
-                None => {
-                    tracing::warn!(
-                        file = %path.display(), offset = pos, %reason,
-                        "WAL ends with a torn record (the process stopped mid-write); \
-                         truncating it. It was never acknowledged."
-                    );
-                    report
-                        .truncated
-                        .push((path.to_path_buf(), pos as u64, reason));
-                    return Ok(pos as u64);
+            Err(_) if data[pos..].iter().all(|&b| b == 0) => {
+                // The unused end of a preallocated file.
+                return Ok(pos as u64);
+            }
+            Err(reason) => {
+                match find_next_frame(data, pos + 1) {
+                    Some(next) if has_zero_sector(data, pos, next) => {
+                        tracing::warn!(
+                            file = %path.display(), offset = pos, next_record = next, %reason,
+                            "WAL has a stretch that was never written, with records after it: the \
+                             machine stopped while they were being written, before the fsync that \
+                             would have acknowledged them. Truncating there."
+                        );
+                        report.truncated.push((
+                        path.to_path_buf(),
+                        pos as u64,
+                        format!("{reason}; unwritten (zero) sectors before the record at offset {next}"),
+                    ));
+                        return Ok(pos as u64);
+                    }
+                    None => {
+                        tracing::warn!(
+                            file = %path.display(), offset = pos, %reason,
+                            "WAL ends with a torn record (the process stopped mid-write); \
+                             truncating it. It was never acknowledged."
+                        );
+                        report
+                            .truncated
+                            .push((path.to_path_buf(), pos as u64, reason));
+                        return Ok(pos as u64);
+                    }
+                    Some(next) if skip_corrupt => {
+                        tracing::error!(
+                            file = %path.display(), offset = pos, skipped_bytes = next - pos, %reason,
+                            "skipping a corrupt WAL record as wal_skip_corrupt allows"
+                        );
+                        report
+                            .skipped
+                            .push((path.to_path_buf(), pos as u64, reason));
+                        pos = next;
+                    }
+                    Some(_) => {
+                        return Err(EngineError::WalCorruptInMiddle {
+                            path: path.to_path_buf(),
+                            offset: pos as u64,
+                            reason,
+                        });
+                    }
                 }
-                Some(next) if skip_corrupt => {
-                    tracing::error!(
-                        file = %path.display(), offset = pos, skipped_bytes = next - pos, %reason,
-                        "skipping a corrupt WAL record as wal_skip_corrupt allows"
-                    );
-                    report
-                        .skipped
-                        .push((path.to_path_buf(), pos as u64, reason));
-                    pos = next;
-                }
-                Some(_) => {
-                    return Err(EngineError::WalCorruptInMiddle {
-                        path: path.to_path_buf(),
-                        offset: pos as u64,
-                        reason,
-                    });
-                }
-            },
+            }
         }
     }
     Ok(data.len() as u64)
@@ -545,15 +668,37 @@ fn check_frame(data: &[u8], pos: usize) -> std::result::Result<usize, String> {
 }
 
 /// The offset of the first valid frame at or after `from`, if any. The header crc makes this
-/// scan cheap: a random position passes it with probability 2^-32.
+/// scan cheap: a random position passes it with probability 2^-32. A frame header is never all
+/// zeros, so none starts in a zero-filled end.
 fn find_next_frame(data: &[u8], from: usize) -> Option<usize> {
-    (from..data.len().saturating_sub(FRAME_HEADER_LEN - 1))
-        .find(|&pos| check_frame(data, pos).is_ok())
+    let last_nonzero = data.iter().rposition(|&b| b != 0)?;
+    let end = (last_nonzero + 1).min(data.len().saturating_sub(FRAME_HEADER_LEN - 1));
+    (from..end).find(|&pos| check_frame(data, pos).is_ok())
+}
+
+/// Whether `data[from..to]` holds a whole, aligned sector of zeros: the mark of a stretch of a
+/// preallocated file that never reached the disk. Damage by the disk or by hand rarely zeroes a
+/// whole aligned sector, so such a gap is read as the end of the log, not as corruption.
+fn has_zero_sector(data: &[u8], from: usize, to: usize) -> bool {
+    let first = from.div_ceil(SECTOR) * SECTOR;
+    (first..to)
+        .step_by(SECTOR)
+        .take_while(|&start| start + SECTOR <= to)
+        .any(|start| data[start..start + SECTOR].iter().all(|&b| b == 0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(rotate_bytes: u64, preallocate: bool) -> WalSettings {
+        WalSettings {
+            policy: FsyncPolicy::Always,
+            rotate_bytes,
+            preallocate,
+            min_free_bytes: 0,
+        }
+    }
 
     fn records(dir: &Path, skip: bool) -> Result<(Vec<Vec<u8>>, ReplayReport)> {
         let mut out = Vec::new();
@@ -565,7 +710,7 @@ mod tests {
     }
 
     fn write_records(dir: &Path, payloads: &[&[u8]], rotate_bytes: u64) {
-        let wal = Wal::create(dir, 1, FsyncPolicy::Always, rotate_bytes).unwrap();
+        let wal = Wal::create(dir, 1, settings(rotate_bytes, false)).unwrap();
         for p in payloads {
             let lsn = wal.lock().append(p).unwrap();
             wal.wait_durable(lsn).unwrap();
@@ -629,6 +774,100 @@ mod tests {
     }
 
     #[test]
+    fn records_replay_in_order_across_preallocated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(dir.path(), 1, settings(4096, true)).unwrap();
+        let mut payloads = Vec::new();
+        for i in 0..200u32 {
+            // Every other record waits for the spare, so both ways of moving on are taken:
+            // to a ready spare, and past an unfinished one to a new file.
+            if i % 2 == 0 {
+                wal.spares.wait_settled();
+            }
+            let payload = vec![(i % 251) as u8; 50 + (i as usize * 7) % 300];
+            let lsn = wal.lock().append(&payload).unwrap();
+            wal.wait_durable(lsn).unwrap();
+            payloads.push(payload);
+        }
+        wal.spares.wait_settled();
+        let preallocated = list_files(dir.path())
+            .unwrap()
+            .iter()
+            .filter(|(_, path)| fs::metadata(path).unwrap().len() == 4096)
+            .count();
+        assert!(preallocated > 10, "{preallocated} preallocated files");
+        drop(wal);
+        let sizes = |dir: &Path| -> Vec<u64> {
+            list_files(dir)
+                .unwrap()
+                .iter()
+                .map(|(_, p)| fs::metadata(p).unwrap().len())
+                .collect()
+        };
+        let before = sizes(dir.path());
+        let (got, report) = records(dir.path(), false).unwrap();
+        assert_eq!(got, payloads);
+        assert!(report.truncated.is_empty(), "{:?}", report.truncated);
+        assert_eq!(
+            sizes(dir.path()),
+            before,
+            "replay must leave zero-filled ends in place"
+        );
+    }
+
+    #[test]
+    fn a_torn_record_in_a_preallocated_file_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(dir.path(), 1, settings(1 << 20, true)).unwrap();
+        for payload in [&b"first"[..], b"second"] {
+            let lsn = wal.lock().append(payload).unwrap();
+            wal.wait_durable(lsn).unwrap();
+        }
+        let seq = wal.lock().state.seq;
+        assert_eq!(seq, 1);
+        drop(wal);
+        let path = dir.path().join(wal_file_name(seq));
+        let mut data = fs::read(&path).unwrap();
+        assert_eq!(data.len(), 1 << 20);
+        // Half of a third record's frame header: the process died while appending it.
+        let end = FILE_HEADER_LEN + 2 * FRAME_HEADER_LEN + 11;
+        data[end..end + 6].copy_from_slice(&frame_header(b"third")[..6]);
+        fs::write(&path, &data).unwrap();
+        let (got, report) = records(dir.path(), false).unwrap();
+        assert_eq!(got, vec![b"first".to_vec(), b"second".to_vec()]);
+        assert_eq!(report.truncated.len(), 1);
+        assert_eq!(fs::metadata(&path).unwrap().len(), end as u64);
+    }
+
+    #[test]
+    fn an_unwritten_stretch_with_records_after_it_ends_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(wal_file_name(1));
+        let mut data = file_header().to_vec();
+        for payload in [&b"acknowledged"[..], b"in flight"] {
+            data.extend_from_slice(&frame_header(payload));
+            data.extend_from_slice(payload);
+        }
+        // The second record's sectors never reached the disk, a later one's did.
+        let second = FILE_HEADER_LEN + FRAME_HEADER_LEN + 12;
+        data.truncate(second);
+        data.resize(4096, 0);
+        data.extend_from_slice(&frame_header(b"later"));
+        data.extend_from_slice(b"later");
+        data.resize(8192, 0);
+        fs::write(&path, &data).unwrap();
+        let (got, report) = records(dir.path(), false).unwrap();
+        assert_eq!(got, vec![b"acknowledged".to_vec()]);
+        assert_eq!(report.truncated.len(), 1);
+        assert_eq!(report.truncated[0].1, second as u64);
+        assert!(
+            report.truncated[0].2.contains("unwritten"),
+            "{:?}",
+            report.truncated
+        );
+    }
+
+    #[test]
     fn failed_fsync_policy_names_parse() {
         assert_eq!(FsyncPolicy::parse("always"), Some(FsyncPolicy::Always));
         assert_eq!(FsyncPolicy::parse("never"), Some(FsyncPolicy::Never));
@@ -643,7 +882,7 @@ mod tests {
     #[test]
     fn concurrent_writers_share_fsyncs_and_all_records_survive() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Arc::new(Wal::create(dir.path(), 1, FsyncPolicy::Always, 1 << 16).unwrap());
+        let wal = Arc::new(Wal::create(dir.path(), 1, settings(1 << 16, true)).unwrap());
         let threads: Vec<_> = (0..4u8)
             .map(|t| {
                 let wal = wal.clone();

@@ -390,6 +390,82 @@ fn creates_interrupted_by_a_crash_are_forgotten_at_start_and_damage_is_not() {
     ));
 }
 
+/// Lengths of the WAL files of database `name`, in order.
+fn wal_lengths(dir: &std::path::Path, name: &str) -> Vec<u64> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("dbs").join(name).join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect()
+}
+
+#[test]
+fn wal_files_are_written_zero_filled_ahead_and_replay_as_plain_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mib = 1u64 << 20;
+    let opts = EngineOptions {
+        wal_rotate_bytes: mib,
+        ..options()
+    };
+    let written = 3_000i64;
+    {
+        let engine = Engine::open(dir.path(), opts.clone()).unwrap();
+        let db = engine.create_database("db").unwrap();
+        // The first file is zero-filled to its full length before the database opens.
+        assert_eq!(wal_lengths(dir.path(), "db"), vec![mib]);
+        for i in 0..written {
+            let mut batch = PointBatch::new();
+            // About 1.2 KB of WAL per batch: the first file fills after ~850 batches.
+            for host in 0..100 {
+                float_point(&mut batch, &format!("h{host}"), i * 1_000_000_000, i as f64);
+            }
+            db.write(&batch).unwrap();
+        }
+        let lengths = wal_lengths(dir.path(), "db");
+        // Records moved on to spares (a file grows past its length only while its spare is
+        // still being written).
+        assert!(lengths.len() >= 3, "{lengths:?}");
+        assert!(lengths.iter().all(|&l| l >= mib), "{lengths:?}");
+    }
+    // A spare whose writing was cut short by a crash is removed at start.
+    let wal = dir.path().join("dbs/db/wal");
+    std::fs::write(wal.join("00000000000000099999.wal.tmp"), [0u8; 100]).unwrap();
+    let engine = Engine::open(dir.path(), opts).unwrap();
+    assert!(!wal.join("00000000000000099999.wal.tmp").exists());
+    let db = engine.database("db").unwrap();
+    for host in ["h0", "h99"] {
+        let points = read_column(&db, "cpu", host, "v");
+        assert_eq!(points.len() as i64, written, "{host}");
+        assert_eq!(points[100], (100_000_000_000, FieldValue::Float(100.0)));
+    }
+}
+
+#[test]
+fn without_preallocation_wal_files_grow_from_their_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        EngineOptions {
+            wal_preallocate: false,
+            ..options()
+        },
+    )
+    .unwrap();
+    let db = engine.create_database("db").unwrap();
+    assert_eq!(wal_lengths(dir.path(), "db"), vec![16]);
+    let mut batch = PointBatch::new();
+    float_point(&mut batch, "a", 0, 1.0);
+    db.write(&batch).unwrap();
+    db.flush(true).unwrap();
+    let lengths = wal_lengths(dir.path(), "db");
+    assert_eq!(lengths.len(), 1, "{lengths:?}");
+    assert!(lengths[0] < 100, "{lengths:?}");
+}
+
 #[test]
 fn chunk_statistics_describe_whole_hour_chunks() {
     let dir = tempfile::tempdir().unwrap();

@@ -43,6 +43,8 @@ pub struct StorageConfig {
     pub fsync: String,
     pub wal_rotate_size: ByteSize,
     pub wal_skip_corrupt: bool,
+    /// Write each next WAL file, zero-filled, before it is needed.
+    pub wal_preallocate: bool,
     pub chunk_span: HumanDuration,
     pub max_chunk_points: u32,
     pub block_duration: HumanDuration,
@@ -157,6 +159,7 @@ impl Default for StorageConfig {
             fsync: "always".into(),
             wal_rotate_size: ByteSize(e.wal_rotate_bytes),
             wal_skip_corrupt: e.wal_skip_corrupt,
+            wal_preallocate: e.wal_preallocate,
             chunk_span: HumanDuration(e.chunk_span),
             max_chunk_points: e.max_chunk_points as u32,
             block_duration: HumanDuration(e.block_duration),
@@ -250,6 +253,15 @@ pub struct Cli {
     /// Skip corrupt WAL records at start instead of refusing to start.
     #[arg(long, env = "TALLY_STORAGE_WAL_SKIP_CORRUPT", help_heading = "Storage")]
     pub storage_wal_skip_corrupt: bool,
+    /// Write each next WAL file, zero-filled, before it is needed, so a write's fsync commits
+    /// no file-system journal: true or false [default: true].
+    #[arg(
+        long,
+        env = "TALLY_STORAGE_WAL_PREALLOCATE",
+        value_name = "BOOL",
+        help_heading = "Storage"
+    )]
+    pub storage_wal_preallocate: Option<bool>,
     /// Chunks never cross a multiple of this duration [default: 1h].
     #[arg(
         long,
@@ -515,6 +527,9 @@ impl Config {
         if cli.storage_wal_skip_corrupt {
             s.wal_skip_corrupt = true;
         }
+        if let Some(v) = cli.storage_wal_preallocate {
+            s.wal_preallocate = v;
+        }
         if let Some(v) = &cli.storage_chunk_span {
             s.chunk_span = flag("storage-chunk-span", HumanDuration::parse(v))?;
         }
@@ -658,6 +673,7 @@ impl Config {
             fsync,
             wal_rotate_bytes: s.wal_rotate_size.0,
             wal_skip_corrupt: s.wal_skip_corrupt,
+            wal_preallocate: s.wal_preallocate,
             chunk_span: s.chunk_span.0,
             max_chunk_points: s.max_chunk_points as usize,
             block_duration: s.block_duration.0,
