@@ -53,10 +53,13 @@ fn write_and_sync(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Appends `len` zero bytes to `file`, written out piece by piece as [`write_and_sync`] does,
-/// then fsyncs it. Returns `Ok(false)` without the fsync when `stop` is set between pieces.
+/// then fsyncs it. With `paced`, it rests after each piece as long as the piece took, so that
+/// the disk keeps room for other writers' fsyncs. Returns `Ok(false)` without the fsync when
+/// `stop` is set between pieces.
 pub(crate) fn append_zeros_and_sync(
     file: &mut File,
     len: u64,
+    paced: bool,
     stop: &std::sync::atomic::AtomicBool,
 ) -> std::io::Result<bool> {
     let zeros = vec![0u8; WRITEBACK_PIECE];
@@ -66,10 +69,14 @@ pub(crate) fn append_zeros_and_sync(
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(false);
         }
+        let started = std::time::Instant::now();
         let piece = (end - offset).min(WRITEBACK_PIECE as u64) as usize;
         file.write_all(&zeros[..piece])?;
         write_out(file, offset as usize, piece)?;
         offset += piece as u64;
+        if paced {
+            std::thread::sleep(started.elapsed());
+        }
     }
     file.sync_all()?;
     Ok(true)

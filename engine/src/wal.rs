@@ -354,7 +354,7 @@ fn create_file(dir: &Path, seq: u64, len: u64) -> Result<(File, Arc<File>)> {
         .map_err(|e| EngineError::io(&path, e))?;
     let zeros = len.saturating_sub(FILE_HEADER_LEN as u64);
     let never = std::sync::atomic::AtomicBool::new(false);
-    fsutil::append_zeros_and_sync(&mut file, zeros, &never)
+    fsutil::append_zeros_and_sync(&mut file, zeros, false, &never)
         .map_err(|e| EngineError::io(&path, e))?;
     file.seek(SeekFrom::Start(FILE_HEADER_LEN as u64))
         .map_err(|e| EngineError::io(&path, e))?;
