@@ -19,7 +19,8 @@
 //! `TIERS_TAIL=1` prints the tail of each ingest measurement's batch latencies and where in
 //! its database's day each of the slowest batches fell;
 //! `TIERS_COMPACTION_CPU=P` throttles the compaction that runs beside ingest to P % of a core
-//! (default: the engine's default, 25);
+//! (default: the engine's default, 25); `TIERS_WAL_PREALLOCATE=0` turns WAL preallocation off
+//! for the ingest measurements;
 //! `TIERS_PROFILE_RUNS=N` runs only the tier queries, N times each, for a profiler;
 //! `TIERS_DIR=path` keeps the loaded, compacted data there and reuses it on later runs;
 //! `TIERS_QUERY='SELECT ... WHERE $range ...'` replaces the queries with one of your own.
@@ -278,6 +279,7 @@ fn main() {
                         .unwrap_or(CompactionOptions::default().cpu_percent),
                     ..CompactionOptions::default()
                 },
+                wal_preallocate: std::env::var("TIERS_WAL_PREALLOCATE").map_or(true, |v| v != "0"),
                 ..EngineOptions::default()
             },
         )
