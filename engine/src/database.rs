@@ -340,7 +340,13 @@ impl Database {
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.wal.stop_preallocating();
+        self.wal.release_preallocated();
+    }
+
+    /// Gives back the space preallocated WAL files hold beyond their records (at shutdown,
+    /// after the final flush; writes after it grow the WAL as plain files).
+    pub(crate) fn release_wal_space(&self) {
+        self.wal.release_preallocated();
     }
 
     /// Waits for a running flush to finish and keeps others from starting while held.

@@ -275,10 +275,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Stops the background thread and flushes everything, so a restart replays no WAL.
+    /// Stops the background thread and flushes everything, so a restart replays no WAL, then
+    /// gives back the disk space held by preallocated WAL files.
     pub fn close(&self) -> Result<()> {
         self.stop_background();
-        self.flush_all()
+        self.flush_all()?;
+        for db in self.shared.databases.read().values() {
+            db.release_wal_space();
+        }
+        Ok(())
     }
 
     fn stop_background(&self) {

@@ -309,14 +309,46 @@ impl Wal {
         Ok(())
     }
 
-    /// Stops preparing spare files (the database is closing).
-    pub(crate) fn stop_preallocating(&self) {
+    /// Stops preparing spare files and gives back the space preallocation holds: a ready
+    /// spare (it holds no records) is deleted and the current file is cut back to its records.
+    pub(crate) fn release_preallocated(&self) {
         self.spares.stop();
+        let mut state = self.writer.lock();
+        if let Some(spare) = self.spares.take_ready() {
+            let path = state.dir.join(wal_file_name(spare.seq));
+            drop(spare);
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "could not remove an unused WAL file");
+            }
+        }
+        if state.prealloc_end > state.size && state.broken.is_none() {
+            let path = state.dir.join(wal_file_name(state.seq));
+            let size = state.size;
+            let cut = state.file.set_len(size).and_then(|()| {
+                if self.policy == FsyncPolicy::Never {
+                    Ok(())
+                } else {
+                    state.file.sync_all()
+                }
+            });
+            match cut {
+                Ok(()) => state.prealloc_end = size,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "could not cut a WAL file back to its records")
+                }
+            }
+        }
     }
 
     /// Bytes appended since open (all files).
     pub(crate) fn lsn(&self) -> u64 {
         self.writer.lock().lsn
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.release_preallocated();
     }
 }
 
@@ -796,7 +828,8 @@ mod tests {
             .filter(|(_, path)| fs::metadata(path).unwrap().len() == 4096)
             .count();
         assert!(preallocated > 10, "{preallocated} preallocated files");
-        drop(wal);
+        // The process dies: no clean close cuts the last file back.
+        std::mem::forget(wal);
         let sizes = |dir: &Path| -> Vec<u64> {
             list_files(dir)
                 .unwrap()
@@ -816,6 +849,28 @@ mod tests {
     }
 
     #[test]
+    fn a_clean_close_gives_back_the_preallocated_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(dir.path(), 1, settings(1 << 20, true)).unwrap();
+        let payload = vec![7u8; 100_000];
+        for _ in 0..6 {
+            let lsn = wal.lock().append(&payload).unwrap();
+            wal.wait_durable(lsn).unwrap();
+        }
+        // Past half of the first file: a spare is on its way.
+        wal.spares.wait_settled();
+        assert_eq!(list_files(dir.path()).unwrap().len(), 2);
+        drop(wal);
+        let files = list_files(dir.path()).unwrap();
+        assert_eq!(files.len(), 1, "the unused spare is deleted: {files:?}");
+        let records_len = FILE_HEADER_LEN + 6 * (FRAME_HEADER_LEN + payload.len());
+        assert_eq!(fs::metadata(&files[0].1).unwrap().len(), records_len as u64);
+        let (got, report) = records(dir.path(), false).unwrap();
+        assert_eq!(got.len(), 6);
+        assert!(report.truncated.is_empty());
+    }
+
+    #[test]
     fn a_torn_record_in_a_preallocated_file_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::create(dir.path(), 1, settings(1 << 20, true)).unwrap();
@@ -825,7 +880,8 @@ mod tests {
         }
         let seq = wal.lock().state.seq;
         assert_eq!(seq, 1);
-        drop(wal);
+        // The process dies: no clean close cuts the file back.
+        std::mem::forget(wal);
         let path = dir.path().join(wal_file_name(seq));
         let mut data = fs::read(&path).unwrap();
         assert_eq!(data.len(), 1 << 20);
