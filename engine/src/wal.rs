@@ -708,15 +708,22 @@ fn find_next_frame(data: &[u8], from: usize) -> Option<usize> {
     (from..end).find(|&pos| check_frame(data, pos).is_ok())
 }
 
-/// Whether `data[from..to]` holds a whole, aligned sector of zeros: the mark of a stretch of a
-/// preallocated file that never reached the disk. Damage by the disk or by hand rarely zeroes a
-/// whole aligned sector, so such a gap is read as the end of the log, not as corruption.
+/// Whether the damage `data[from..to]` (a bad frame at `from`, the next valid one at `to`)
+/// holds a sector of a preallocated file that never reached the disk: zeros from `from` to the
+/// end of its sector, or a whole aligned sector of zeros further on. A disk writes a sector
+/// whole or not at all, and the writes after the last fsync may reach it in any order, so
+/// such a gap ends the log. Damage by the disk or by hand rarely zeroes a sector.
 fn has_zero_sector(data: &[u8], from: usize, to: usize) -> bool {
-    let first = from.div_ceil(SECTOR) * SECTOR;
-    (first..to)
-        .step_by(SECTOR)
-        .take_while(|&start| start + SECTOR <= to)
-        .any(|start| data[start..start + SECTOR].iter().all(|&b| b == 0))
+    let zero = |range: std::ops::Range<usize>| data[range].iter().all(|&b| b == 0);
+    let first_end = (from / SECTOR + 1) * SECTOR;
+    if first_end > to {
+        return false;
+    }
+    zero(from..first_end)
+        || (first_end..to)
+            .step_by(SECTOR)
+            .take_while(|&start| start + SECTOR <= to)
+            .any(|start| zero(start..start + SECTOR))
 }
 
 #[cfg(test)]
@@ -921,6 +928,54 @@ mod tests {
             "{:?}",
             report.truncated
         );
+    }
+
+    /// A preallocated file after power loss: everything up to the last fsync (`synced`
+    /// bytes) is on the disk, and each later sector either reached the disk or still holds
+    /// the zeros it was preallocated with.
+    fn after_power_loss(file: &[u8], synced: usize, lost: &[bool]) -> Vec<u8> {
+        let mut disk = file.to_vec();
+        for (sector, chunk) in disk.chunks_mut(SECTOR).enumerate() {
+            let start = sector * SECTOR;
+            if start + SECTOR > synced && lost.get(sector % lost.len()) == Some(&true) {
+                let from = synced.saturating_sub(start);
+                chunk[from..].fill(0);
+            }
+        }
+        disk
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn power_loss_in_a_preallocated_file_keeps_every_acknowledged_record(
+            payloads in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..700), 1..12),
+            acknowledged in 0usize..12,
+            lost in proptest::collection::vec(proptest::prelude::any::<bool>(), 1..8),
+        ) {
+            let acknowledged = acknowledged.min(payloads.len());
+            let mut file = file_header().to_vec();
+            let mut synced = file.len();
+            for (i, payload) in payloads.iter().enumerate() {
+                file.extend_from_slice(&frame_header(payload));
+                file.extend_from_slice(payload);
+                if i < acknowledged {
+                    synced = file.len();
+                }
+            }
+            let padded = file.len().div_ceil(SECTOR) * SECTOR + 2 * SECTOR;
+            file.resize(padded, 0);
+            let disk = after_power_loss(&file, synced, &lost);
+            let mut report = ReplayReport::default();
+            let mut got = Vec::new();
+            let replayed = replay_file(Path::new("p.wal"), &disk, false, &mut report, &mut |r| {
+                got.push(r.payload.to_vec());
+                Ok(())
+            });
+            proptest::prop_assert!(replayed.is_ok(), "{:?}", replayed.err());
+            proptest::prop_assert!(got.len() >= acknowledged, "{} of {acknowledged}", got.len());
+            proptest::prop_assert_eq!(&got[..], &payloads[..got.len()]);
+        }
     }
 
     #[test]

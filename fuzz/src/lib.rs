@@ -238,6 +238,19 @@ fn engine_seeds(target: &str) -> Vec<Vec<u8>> {
                 .collect();
             out.extend(tally_engine::fuzzing::rollup_chunk_seeds());
         }
+        if target == "wal" {
+            // A clean close cuts WAL files back to their records; a preallocated file a crash
+            // left behind ends in zeros instead.
+            let preallocated: Vec<Vec<u8>> = out
+                .iter()
+                .map(|s| {
+                    let mut file = s.clone();
+                    file.resize(s.len() + 2048, 0);
+                    file
+                })
+                .collect();
+            out.extend(preallocated);
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     out.retain(|s| s.len() > 16);
