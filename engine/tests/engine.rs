@@ -448,9 +448,13 @@ fn wal_files_are_written_zero_filled_ahead_and_replay_as_plain_ones() {
             }
         }
         let lengths = wal_lengths(dir.path(), "db");
-        // Records moved on to spares rather than growing one file.
+        // Records moved on to spares rather than growing one file: a file left for a spare
+        // is cut back to its records, a little short of its length.
         assert!(lengths.len() >= 3, "{lengths:?}");
-        assert!(lengths.iter().all(|&l| l >= mib), "{lengths:?}");
+        assert!(
+            lengths.iter().any(|&l| l < mib && l > mib - 4096),
+            "{lengths:?}"
+        );
     }
     // A spare whose writing was cut short by a crash is removed at start.
     let wal = dir.path().join("dbs/db/wal");
