@@ -166,10 +166,12 @@ pub(crate) fn temporary_sibling(path: &Path, purpose: &str) -> PathBuf {
 
 /// Engine settings for opening a stopped directory from this tool: no background compaction
 /// or retention, so exporting never rewrites or expires the operator's data (tallyd does that
-/// work when it starts again).
+/// work when it starts again), and no preallocated WAL files, which would only write zeros
+/// into it (they serve write latency while compaction runs).
 pub(crate) fn offline_engine_options() -> tally_engine::EngineOptions {
     let mut options = tally_engine::EngineOptions::default();
     options.compaction.enabled = false;
+    options.wal_preallocate = false;
     options
 }
 
