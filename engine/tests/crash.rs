@@ -162,6 +162,19 @@ fn check_old(dir: &std::path::Path, engine: &Engine) {
 fn stored(dir: &std::path::Path) -> BTreeMap<u64, BTreeMap<i64, i64>> {
     let engine = Engine::open(dir, crash_options()).unwrap();
     check_old(dir, &engine);
+    // A spare WAL file the kill interrupted is gone too.
+    for db in ["db", "old"] {
+        let Ok(entries) = std::fs::read_dir(dir.join("dbs").join(db).join("wal")) else {
+            continue;
+        };
+        for entry in entries {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.ends_with(".tmp"),
+                "a half-written WAL file survived the restart: {db}/wal/{name}"
+            );
+        }
+    }
     let mut out = BTreeMap::new();
     let Some(db) = engine.database("db") else {
         return out;
