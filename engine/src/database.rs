@@ -106,6 +106,10 @@ pub struct DatabaseStats {
     pub segment_bytes: u64,
     pub segment_points: u64,
     pub wal_bytes_appended: u64,
+    /// Bytes of WAL files written zero-filled ahead of use.
+    pub wal_bytes_preallocated: u64,
+    /// Bytes appended past the preallocated part of their WAL file.
+    pub wal_bytes_grown: u64,
     pub points_written: u64,
     pub points_rejected: u64,
     pub flushes: u64,
@@ -1231,6 +1235,7 @@ impl Database {
             (u64::from(c.series_count()), u64::from(c.column_count()))
         };
         let usage = self.head.read().usage();
+        let (wal_bytes_preallocated, wal_bytes_grown) = self.wal.preallocation_bytes();
         let published = self.published.read();
         let c = &self.compaction_counters;
         DatabaseStats {
@@ -1243,6 +1248,8 @@ impl Database {
             segment_bytes: published.segments.iter().map(|s| s.meta.size).sum(),
             segment_points: published.segments.iter().map(|s| s.meta.n_points).sum(),
             wal_bytes_appended: self.wal.lsn(),
+            wal_bytes_preallocated,
+            wal_bytes_grown,
             points_written: self.points_written.load(Ordering::Relaxed),
             points_rejected: self.points_rejected.load(Ordering::Relaxed),
             flushes: self.flushes.load(Ordering::Relaxed),

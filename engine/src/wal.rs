@@ -176,6 +176,10 @@ struct WriterState {
     next_seq: u64,
     /// Once the current file holds this many bytes, the next spare is started.
     spare_due: u64,
+    /// Bytes appended past the preallocated part of their file, since open.
+    grown_bytes: u64,
+    /// Bytes of the first file written zero-filled at open.
+    first_file_bytes: u64,
     /// The length of that spare.
     spare_len: u64,
     /// Bytes appended since the WAL was opened, over all files: the log sequence number.
@@ -230,6 +234,12 @@ impl Wal {
                 prealloc_end: first_len,
                 next_seq: seq + 1,
                 spare_due,
+                grown_bytes: 0,
+                first_file_bytes: if first_len > FILE_HEADER_LEN as u64 {
+                    first_len
+                } else {
+                    0
+                },
                 spare_len,
                 lsn: 0,
                 rotate_bytes: settings.rotate_bytes,
@@ -344,6 +354,16 @@ impl Wal {
     pub(crate) fn lsn(&self) -> u64 {
         self.writer.lock().lsn
     }
+
+    /// Bytes written zero-filled ahead of use since open, and bytes appended past the
+    /// preallocated part of their file (each fsync of those commits the file-system journal).
+    pub(crate) fn preallocation_bytes(&self) -> (u64, u64) {
+        let state = self.writer.lock();
+        (
+            state.first_file_bytes + self.spares.bytes_written(),
+            state.grown_bytes,
+        )
+    }
 }
 
 impl Drop for Wal {
@@ -442,6 +462,7 @@ impl WalGuard<'_> {
             state.prealloc_end = state.prealloc_end.min(state.size);
             return Err(EngineError::io(path, e));
         }
+        state.grown_bytes += (state.size + n).saturating_sub(state.size.max(state.prealloc_end));
         state.size += n;
         state.lsn += n;
         if state.size >= state.spare_due {

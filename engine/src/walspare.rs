@@ -13,7 +13,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
@@ -48,6 +48,8 @@ struct Shared {
     slot: Mutex<Slot>,
     named: Condvar,
     closing: AtomicBool,
+    /// Bytes of spares written, since start.
+    written: AtomicU64,
 }
 
 /// Prepares spare WAL files for one WAL directory, one at a time.
@@ -70,6 +72,7 @@ impl Spares {
                 slot: Mutex::new(Slot::default()),
                 named: Condvar::new(),
                 closing: AtomicBool::new(false),
+                written: AtomicU64::new(0),
             }),
             workers: Mutex::new(Vec::new()),
         }
@@ -145,6 +148,11 @@ impl Spares {
         }
     }
 
+    /// Bytes of spare files written since start.
+    pub(crate) fn bytes_written(&self) -> u64 {
+        self.shared.written.load(Ordering::Relaxed)
+    }
+
     /// Waits until no spare is being written or named.
     #[cfg(test)]
     pub(crate) fn wait_settled(&self) {
@@ -185,6 +193,9 @@ fn prepare_spare(dir: &Path, seq: u64, len: u64, shared: &Shared) {
     let path = dir.join(wal::wal_file_name(seq));
     let tmp = fsutil::tmp_path(&path);
     let written = write_spare(&tmp, len, &shared.closing);
+    if let Ok(Some(_)) = &written {
+        shared.written.fetch_add(len, Ordering::Relaxed);
+    }
     let mut slot = shared.slot.lock();
     let wanted = slot.seq == Some(seq);
     let file = match written {

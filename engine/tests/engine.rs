@@ -455,6 +455,13 @@ fn wal_files_are_written_zero_filled_ahead_and_replay_as_plain_ones() {
             lengths.iter().any(|&l| l < mib && l > mib - 4096),
             "{lengths:?}"
         );
+        let stats = db.stats();
+        assert!(
+            stats.wal_bytes_preallocated >= 3 * mib,
+            "{}",
+            stats.wal_bytes_preallocated
+        );
+        assert!(stats.wal_bytes_grown < stats.wal_bytes_appended / 2);
     }
     // A spare whose writing was cut short by a crash is removed at start.
     let wal = dir.path().join("dbs/db/wal");
@@ -485,6 +492,9 @@ fn without_preallocation_wal_files_grow_from_their_header() {
     let mut batch = PointBatch::new();
     float_point(&mut batch, "a", 0, 1.0);
     db.write(&batch).unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.wal_bytes_preallocated, 0);
+    assert_eq!(stats.wal_bytes_grown, stats.wal_bytes_appended);
     db.flush(true).unwrap();
     let lengths = wal_lengths(dir.path(), "db");
     assert_eq!(lengths.len(), 1, "{lengths:?}");

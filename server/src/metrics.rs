@@ -90,7 +90,7 @@ impl Metrics {
             .into_iter()
             .filter_map(|name| engine.database(&name).map(|db| (name, db.stats())))
             .collect();
-        let gauges: [DatabaseGauge; 18] = [
+        let gauges: [DatabaseGauge; 20] = [
             (
                 "tally_compactions_total",
                 "counter",
@@ -150,6 +150,18 @@ impl Metrics {
                 "counter",
                 "Bytes appended to the WAL since start.",
                 |s| s.wal_bytes_appended,
+            ),
+            (
+                "tally_wal_preallocated_bytes_total",
+                "counter",
+                "Bytes of WAL files written zero-filled ahead of use since start.",
+                |s| s.wal_bytes_preallocated,
+            ),
+            (
+                "tally_wal_grown_bytes_total",
+                "counter",
+                "Bytes appended past the preallocated part of their WAL file (their fsyncs commit the file-system journal).",
+                |s| s.wal_bytes_grown,
             ),
             ("tally_series", "gauge", "Series per database.", |s| {
                 s.series
