@@ -56,8 +56,6 @@ pub fn validate_database_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The directory name of a database: the name with every byte outside `[A-Za-z0-9_-]`
-/// percent-encoded, so any name is a safe, unique file name.
 /// Whether `dir` is what a create interrupted before its manifest was written left under the
 /// database's own name, as creates did before they were renamed into place: no manifest and
 /// nothing but temporary files.
@@ -77,6 +75,8 @@ fn is_unfinished_create(dir: &Path) -> bool {
     })
 }
 
+/// The directory name of a database: the name with every byte outside `[A-Za-z0-9_-]`
+/// percent-encoded, so any name is a safe, unique file name.
 fn directory_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
