@@ -4,6 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{EngineError, Result};
 
@@ -41,15 +42,11 @@ const WRITEBACK_PIECE: usize = 512 * 1024;
 /// is therefore written out piece by piece first (`sync_file_range`, which commits no
 /// journal), leaving the final fsync little but metadata to write.
 fn write_and_sync(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
-    let mut offset = 0usize;
-    for piece in bytes.chunks(WRITEBACK_PIECE) {
-        file.write_all(piece)?;
-        if bytes.len() > WRITEBACK_PIECE {
-            write_out(file, offset, piece.len())?;
-        }
-        offset += piece.len();
+    if bytes.len() <= WRITEBACK_PIECE {
+        file.write_all(bytes)?;
+        return file.sync_all();
     }
-    file.sync_all()
+    write_out_in_pieces(file, bytes.chunks(WRITEBACK_PIECE), false, None).map(|_| ())
 }
 
 /// Appends `len` zero bytes to `file`, written out piece by piece as [`write_and_sync`] does,
@@ -60,20 +57,33 @@ pub(crate) fn append_zeros_and_sync(
     file: &mut File,
     len: u64,
     paced: bool,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: Option<&AtomicBool>,
 ) -> std::io::Result<bool> {
     let zeros = vec![0u8; WRITEBACK_PIECE];
+    let pieces = (0..len)
+        .step_by(WRITEBACK_PIECE)
+        .map(|at| &zeros[..(len - at).min(WRITEBACK_PIECE as u64) as usize]);
+    write_out_in_pieces(file, pieces, paced, stop)
+}
+
+/// Writes `pieces` one after another at the file's position, each written out to the disk
+/// before the next (with `paced`, then a rest as long as the piece took), then fsyncs the
+/// file. `Ok(false)`, without the fsync, when `stop` was set between pieces.
+fn write_out_in_pieces<'a>(
+    file: &mut File,
+    pieces: impl Iterator<Item = &'a [u8]>,
+    paced: bool,
+    stop: Option<&AtomicBool>,
+) -> std::io::Result<bool> {
     let mut offset = file.stream_position()?;
-    let end = offset.saturating_add(len);
-    while offset < end {
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+    for piece in pieces {
+        if stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
             return Ok(false);
         }
         let started = std::time::Instant::now();
-        let piece = (end - offset).min(WRITEBACK_PIECE as u64) as usize;
-        file.write_all(&zeros[..piece])?;
-        write_out(file, offset as usize, piece)?;
-        offset += piece as u64;
+        file.write_all(piece)?;
+        write_out(file, offset, piece.len())?;
+        offset += piece.len() as u64;
         if paced {
             std::thread::sleep(started.elapsed());
         }
@@ -84,7 +94,7 @@ pub(crate) fn append_zeros_and_sync(
 
 /// Writes `len` bytes of `file` from `offset` out to the disk and waits for them.
 #[cfg(target_os = "linux")]
-fn write_out(file: &File, offset: usize, len: usize) -> std::io::Result<()> {
+fn write_out(file: &File, offset: u64, len: usize) -> std::io::Result<()> {
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
         return Ok(());
     };
@@ -112,7 +122,7 @@ fn write_out(file: &File, offset: usize, len: usize) -> std::io::Result<()> {
 
 /// Elsewhere the final fsync writes everything.
 #[cfg(not(target_os = "linux"))]
-fn write_out(_file: &File, _offset: usize, _len: usize) -> std::io::Result<()> {
+fn write_out(_file: &File, _offset: u64, _len: usize) -> std::io::Result<()> {
     Ok(())
 }
 

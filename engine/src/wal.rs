@@ -405,8 +405,7 @@ fn create_file(dir: &Path, seq: u64, len: u64) -> Result<(File, Arc<File>)> {
     file.write_all(&file_header())
         .map_err(|e| EngineError::io(&path, e))?;
     let zeros = len.saturating_sub(FILE_HEADER_LEN as u64);
-    let never = std::sync::atomic::AtomicBool::new(false);
-    fsutil::append_zeros_and_sync(&mut file, zeros, false, &never)
+    fsutil::append_zeros_and_sync(&mut file, zeros, false, None)
         .map_err(|e| EngineError::io(&path, e))?;
     file.seek(SeekFrom::Start(FILE_HEADER_LEN as u64))
         .map_err(|e| EngineError::io(&path, e))?;

@@ -254,7 +254,7 @@ fn write_spare(tmp: &Path, len: u64, stop: &AtomicBool) -> std::io::Result<Optio
         .open(tmp)?;
     file.write_all(&wal::file_header())?;
     let zeros = len.saturating_sub(FILE_HEADER_LEN as u64);
-    if !fsutil::append_zeros_and_sync(&mut file, zeros, true, stop)? {
+    if !fsutil::append_zeros_and_sync(&mut file, zeros, true, Some(stop))? {
         return Ok(None);
     }
     Ok(Some(file))
