@@ -626,8 +626,11 @@ pub(crate) fn replay_file(
             "reserved WAL header bytes are not zero",
         ));
     }
+    // A frame header is never all zeros, so no frame starts in the zeros a preallocated file
+    // ends with: where they begin, the file ends cleanly.
+    let data_end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let mut pos = FILE_HEADER_LEN;
-    while pos < data.len() {
+    while pos < data_end {
         match check_frame(data, pos) {
             Ok(payload_len) => {
                 let start = pos + FRAME_HEADER_LEN;
@@ -640,59 +643,54 @@ pub(crate) fn replay_file(
                 report.bytes += (FRAME_HEADER_LEN + payload_len) as u64;
                 pos = start + payload_len;
             }
-            Err(_) if data[pos..].iter().all(|&b| b == 0) => {
-                // The unused end of a preallocated file.
-                return Ok(pos as u64);
-            }
-            Err(reason) => {
-                match find_next_frame(data, pos + 1) {
-                    Some(next) if has_zero_sector(data, pos, next) => {
-                        tracing::warn!(
-                            file = %path.display(), offset = pos, next_record = next, %reason,
-                            "WAL has a stretch that was never written, with records after it: the \
-                             machine stopped while they were being written, before the fsync that \
-                             would have acknowledged them. Truncating there."
-                        );
-                        report.truncated.push((
-                        path.to_path_buf(),
-                        pos as u64,
-                        format!("{reason}; unwritten (zero) sectors before the record at offset {next}"),
-                    ));
-                        return Ok(pos as u64);
-                    }
-                    None => {
-                        tracing::warn!(
-                            file = %path.display(), offset = pos, %reason,
-                            "WAL ends with a torn record (the process stopped mid-write); \
-                             truncating it. It was never acknowledged."
-                        );
-                        report
-                            .truncated
-                            .push((path.to_path_buf(), pos as u64, reason));
-                        return Ok(pos as u64);
-                    }
-                    Some(next) if skip_corrupt => {
-                        tracing::error!(
-                            file = %path.display(), offset = pos, skipped_bytes = next - pos, %reason,
-                            "skipping a corrupt WAL record as wal_skip_corrupt allows"
-                        );
-                        report
-                            .skipped
-                            .push((path.to_path_buf(), pos as u64, reason));
-                        pos = next;
-                    }
-                    Some(_) => {
-                        return Err(EngineError::WalCorruptInMiddle {
-                            path: path.to_path_buf(),
-                            offset: pos as u64,
-                            reason,
-                        });
-                    }
+            Err(reason) => match find_next_frame(data, pos + 1, data_end) {
+                Some(next) if has_zero_sector(data, pos, next) => {
+                    tracing::warn!(
+                        file = %path.display(), offset = pos, next_record = next, %reason,
+                        "WAL has a stretch that was never written, with records after it: the \
+                         machine stopped while they were being written, before the fsync that \
+                         would have acknowledged them. Truncating there."
+                    );
+                    let reason = format!(
+                        "{reason}; unwritten (zero) sectors before the record at offset {next}"
+                    );
+                    report
+                        .truncated
+                        .push((path.to_path_buf(), pos as u64, reason));
+                    return Ok(pos as u64);
                 }
-            }
+                None => {
+                    tracing::warn!(
+                        file = %path.display(), offset = pos, %reason,
+                        "WAL ends with a torn record (the process stopped mid-write); \
+                         truncating it. It was never acknowledged."
+                    );
+                    report
+                        .truncated
+                        .push((path.to_path_buf(), pos as u64, reason));
+                    return Ok(pos as u64);
+                }
+                Some(next) if skip_corrupt => {
+                    tracing::error!(
+                        file = %path.display(), offset = pos, skipped_bytes = next - pos, %reason,
+                        "skipping a corrupt WAL record as wal_skip_corrupt allows"
+                    );
+                    report
+                        .skipped
+                        .push((path.to_path_buf(), pos as u64, reason));
+                    pos = next;
+                }
+                Some(_) => {
+                    return Err(EngineError::WalCorruptInMiddle {
+                        path: path.to_path_buf(),
+                        offset: pos as u64,
+                        reason,
+                    });
+                }
+            },
         }
     }
-    Ok(data.len() as u64)
+    Ok(pos as u64)
 }
 
 /// Checks the frame at `pos`; returns its payload length.
@@ -726,12 +724,11 @@ fn check_frame(data: &[u8], pos: usize) -> std::result::Result<usize, String> {
     Ok(len)
 }
 
-/// The offset of the first valid frame at or after `from`, if any. The header crc makes this
-/// scan cheap: a random position passes it with probability 2^-32. A frame header is never all
-/// zeros, so none starts in a zero-filled end.
-fn find_next_frame(data: &[u8], from: usize) -> Option<usize> {
-    let last_nonzero = data.iter().rposition(|&b| b != 0)?;
-    let end = (last_nonzero + 1).min(data.len().saturating_sub(FRAME_HEADER_LEN - 1));
+/// The offset of the first valid frame at or after `from` and before `data_end` (where the
+/// file's zero-filled end begins), if any. The header crc makes this scan cheap: a random
+/// position passes it with probability 2^-32.
+fn find_next_frame(data: &[u8], from: usize, data_end: usize) -> Option<usize> {
+    let end = data_end.min(data.len().saturating_sub(FRAME_HEADER_LEN - 1));
     (from..end).find(|&pos| check_frame(data, pos).is_ok())
 }
 
