@@ -178,8 +178,6 @@ struct WriterState {
     spare_due: u64,
     /// Bytes appended past the preallocated part of their file, since open.
     grown_bytes: u64,
-    /// Bytes of the first file written zero-filled at open.
-    first_file_bytes: u64,
     /// The length of that spare.
     spare_len: u64,
     /// Bytes appended since the WAL was opened, over all files: the log sequence number.
@@ -223,6 +221,9 @@ impl Wal {
             FILE_HEADER_LEN as u64
         };
         let (file, sync_handle) = create_file(dir, seq, first_len)?;
+        if first_len > FILE_HEADER_LEN as u64 {
+            spares.count_written(first_len);
+        }
         let (spare_due, spare_len) = spare_plan(first_len, 0, settings.rotate_bytes);
         Ok(Wal {
             writer: Mutex::new(WriterState {
@@ -235,11 +236,6 @@ impl Wal {
                 next_seq: seq + 1,
                 spare_due,
                 grown_bytes: 0,
-                first_file_bytes: if first_len > FILE_HEADER_LEN as u64 {
-                    first_len
-                } else {
-                    0
-                },
                 spare_len,
                 lsn: 0,
                 rotate_bytes: settings.rotate_bytes,
@@ -358,11 +354,7 @@ impl Wal {
     /// Bytes written zero-filled ahead of use since open, and bytes appended past the
     /// preallocated part of their file (each fsync of those commits the file-system journal).
     pub(crate) fn preallocation_bytes(&self) -> (u64, u64) {
-        let state = self.writer.lock();
-        (
-            state.first_file_bytes + self.spares.bytes_written(),
-            state.grown_bytes,
-        )
+        (self.spares.bytes_written(), self.writer.lock().grown_bytes)
     }
 }
 

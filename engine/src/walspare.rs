@@ -48,7 +48,7 @@ struct Shared {
     slot: Mutex<Slot>,
     named: Condvar,
     closing: AtomicBool,
-    /// Bytes of spares written, since start.
+    /// Bytes of WAL files written zero-filled, since start.
     written: AtomicU64,
 }
 
@@ -124,13 +124,15 @@ impl Spares {
     /// The spare, if one is ready; never waits.
     pub(crate) fn take_ready(&self) -> Option<SpareFile> {
         let mut slot = self.shared.slot.lock();
-        if !matches!(slot.phase, Some(Phase::Ready(_))) {
-            return None;
-        }
-        slot.seq = None;
         match slot.phase.take() {
-            Some(Phase::Ready(spare)) => Some(spare),
-            _ => None,
+            Some(Phase::Ready(spare)) => {
+                slot.seq = None;
+                Some(spare)
+            }
+            other => {
+                slot.phase = other;
+                None
+            }
         }
     }
 
@@ -148,7 +150,13 @@ impl Spares {
         }
     }
 
-    /// Bytes of spare files written since start.
+    /// Counts `len` bytes of a WAL file written zero-filled outside a spare (a database's
+    /// first file).
+    pub(crate) fn count_written(&self, len: u64) {
+        self.shared.written.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// Bytes of WAL files written zero-filled since start.
     pub(crate) fn bytes_written(&self) -> u64 {
         self.shared.written.load(Ordering::Relaxed)
     }
