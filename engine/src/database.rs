@@ -1496,38 +1496,40 @@ pub(crate) fn apply_record(
 /// Removes what an interrupted flush left behind: temporary files, and segment and index files
 /// the manifest does not name (written before a crash prevented the manifest update).
 fn remove_leftovers(dir: &Path, manifest: &Manifest) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| EngineError::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    remove_files(dir, "a leftover of an interrupted flush", |name| {
         let known_segment = manifest.segments.iter().any(|s| s.file_name == name);
         let known_index = manifest.index_files.iter().any(|s| s.file_name == name);
-        let leftover = name.ends_with(fsutil::TMP_SUFFIX)
+        name.ends_with(fsutil::TMP_SUFFIX)
             || (name.ends_with(".tseg") && !known_segment)
-            || (name.ends_with(".tidx") && !known_index);
-        if leftover {
-            tracing::info!(file = %entry.path().display(), "removing a leftover of an interrupted flush");
-            std::fs::remove_file(entry.path()).map_err(|e| EngineError::io(entry.path(), e))?;
-        }
-    }
+            || (name.ends_with(".tidx") && !known_index)
+    })?;
     let wal_path = wal_dir(dir);
     for (seq, path) in wal::list_files(&wal_path)? {
         if seq < manifest.wal_start_seq {
             std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
         }
     }
-    // WAL files whose preallocation was interrupted: they never held a record.
-    if let Ok(entries) = std::fs::read_dir(&wal_path) {
-        for entry in entries {
-            let entry = entry.map_err(|e| EngineError::io(&wal_path, e))?;
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .ends_with(fsutil::TMP_SUFFIX)
-            {
-                std::fs::remove_file(entry.path()).map_err(|e| EngineError::io(entry.path(), e))?;
-            }
+    if wal_path.is_dir() {
+        // They never held a record.
+        remove_files(
+            &wal_path,
+            "a WAL file whose preallocation was interrupted",
+            |name| name.ends_with(fsutil::TMP_SUFFIX),
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes the files in `dir` whose names `leftover` picks, logging each as `what`.
+fn remove_files(dir: &Path, what: &str, leftover: impl Fn(&str) -> bool) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| EngineError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if leftover(name) {
+            tracing::info!(file = %entry.path().display(), "removing {what}");
+            std::fs::remove_file(entry.path()).map_err(|e| EngineError::io(entry.path(), e))?;
         }
     }
     Ok(())
