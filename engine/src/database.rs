@@ -344,7 +344,7 @@ impl Database {
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.wal.release_preallocated();
+        self.release_wal_space();
     }
 
     /// Gives back the space preallocated WAL files hold beyond their records (at shutdown,

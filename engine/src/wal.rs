@@ -215,10 +215,9 @@ impl Wal {
     pub(crate) fn create(dir: &Path, seq: u64, settings: WalSettings) -> Result<Wal> {
         fsutil::create_dir_durable(dir)?;
         let spares = Spares::new(dir, settings.preallocate, settings.min_free_bytes);
-        let first_len = if spares.may_prepare(FIRST_FILE_BYTES.min(settings.rotate_bytes)) {
-            FIRST_FILE_BYTES.min(settings.rotate_bytes)
-        } else {
-            FILE_HEADER_LEN as u64
+        let first_len = match FIRST_FILE_BYTES.min(settings.rotate_bytes) {
+            len if spares.may_prepare(len) => len,
+            _ => FILE_HEADER_LEN as u64,
         };
         let (file, sync_handle) = create_file(dir, seq, first_len)?;
         if first_len > FILE_HEADER_LEN as u64 {
@@ -845,24 +844,6 @@ mod tests {
             payloads.push(payload);
         }
         wal.spares.wait_settled();
-        // A file left for a ready spare is cut back to its records, short of 4096 bytes; a
-        // plain one grows to 4096 or past before it rotates.
-        let left_for_a_spare = list_files(dir.path())
-            .unwrap()
-            .iter()
-            .filter(|(_, path)| fs::metadata(path).unwrap().len() < 4096)
-            .count();
-        let all: Vec<u64> = list_files(dir.path())
-            .unwrap()
-            .iter()
-            .map(|(_, p)| fs::metadata(p).unwrap().len())
-            .collect();
-        assert!(
-            left_for_a_spare >= 8,
-            "{left_for_a_spare} files left for a spare: {all:?}"
-        );
-        // The process dies: no clean close cuts the last file back.
-        std::mem::forget(wal);
         let sizes = |dir: &Path| -> Vec<u64> {
             list_files(dir)
                 .unwrap()
@@ -870,7 +851,16 @@ mod tests {
                 .map(|(_, p)| fs::metadata(p).unwrap().len())
                 .collect()
         };
+        // A file left for a ready spare is cut back to its records, short of 4096 bytes; a
+        // plain one grows to 4096 or past before it rotates.
         let before = sizes(dir.path());
+        let left_for_a_spare = before.iter().filter(|&&len| len < 4096).count();
+        assert!(
+            left_for_a_spare >= 8,
+            "{left_for_a_spare} files left for a spare: {before:?}"
+        );
+        // The process dies: no clean close cuts the last file back.
+        std::mem::forget(wal);
         let (got, report) = records(dir.path(), false).unwrap();
         assert_eq!(got, payloads);
         assert!(report.truncated.is_empty(), "{:?}", report.truncated);
