@@ -297,45 +297,27 @@ fn main() {
             std::thread::spawn(move || busy.compact_all().expect("compact").len())
         });
         let started = Instant::now();
-        let (mut n, mut latencies) = (0, Vec::new());
-        let mut positions = Vec::new();
+        // Each batch's latency and its position in its database's day.
+        let (mut n, mut timed) = (0, Vec::new());
         for target in &targets {
             let (values, batch_latencies) = write_all(target, &fresh_bodies);
             n += values;
-            positions.extend(
-                batch_latencies
-                    .iter()
-                    .copied()
-                    .enumerate()
-                    .map(|(i, d)| (d, i)),
-            );
-            latencies.extend(batch_latencies);
+            timed.extend(batch_latencies.into_iter().enumerate().map(|(i, d)| (d, i)));
         }
+        let elapsed = started.elapsed();
+        let compacted = compactor.map(|h| h.join().expect("join"));
+        timed.sort();
+        let latencies: Vec<Duration> = timed.iter().map(|(d, _)| *d).collect();
+        let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+        let p = |q: f64| ms(&percentile(&latencies, q));
         if std::env::var("TIERS_TAIL").is_ok() {
-            positions.sort();
-            let at: Vec<String> = positions
-                .iter()
-                .rev()
-                .take(12)
-                .map(|(_, i)| i.to_string())
-                .collect();
+            let slowest = timed.iter().rev().take(12);
+            let at: Vec<String> = slowest.clone().map(|(_, i)| i.to_string()).collect();
+            let slowest: Vec<String> = slowest.map(|(d, _)| format!("{:.2}", ms(d))).collect();
             println!(
                 "tiers: slowest batches' positions in their database: {}",
                 at.join(" ")
             );
-        }
-        let elapsed = started.elapsed();
-        let compacted = compactor.map(|h| h.join().expect("join"));
-        latencies.sort();
-        let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
-        let p = |q: f64| ms(&percentile(&latencies, q));
-        if std::env::var("TIERS_TAIL").is_ok() {
-            let slowest: Vec<String> = latencies
-                .iter()
-                .rev()
-                .take(12)
-                .map(|d| format!("{:.2}", ms(d)))
-                .collect();
             println!(
                 "tiers: latency tail {name}: p90 {:.2} p95 {:.2} p98 {:.2} ms; slowest {}",
                 p(90.0),
